@@ -1,0 +1,5 @@
+//go:build !cgo
+
+package ioloop
+
+const cgoEnabled = false

@@ -1,0 +1,494 @@
+package ioloop
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"os"
+	"reflect"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// IOLoop is a level-triggered I/O event loop in the manner of Tornado's
+// IOLoop: file descriptor handlers, callbacks and timers, all run one at a
+// time on the goroutine that called Start, which is locked to its OS thread
+// for the duration (C libraries with thread affinity rely on that).
+//
+// Every method is safe to call from any goroutine. Called from another
+// goroutine while the loop sleeps, AddCallback, CallLater, Stop and the
+// handler methods take effect at once (the loop is woken when needed).
+type IOLoop struct {
+	poller        poller       // set by New; released by release() once the loop has stopped
+	logger        *slog.Logger // immutable after New
+	slowThreshold time.Duration
+	epoch         time.Time // monotonic origin of timer deadlines; immutable
+
+	// regMu guards the handler table and orders epoll_ctl calls with it, so
+	// the table and the kernel's interest list never disagree for long.
+	regMu     sync.Mutex
+	table     handlerTable // under regMu
+	regClosed bool         // under regMu: the poller is gone, no more registrations
+
+	// mu guards the lifecycle state, the callback queue and the timer heap.
+	mu        sync.Mutex
+	callbacks []func()      // under mu: run in the next iteration
+	timers    timerHeap     // under mu
+	timerSeq  uint64        // under mu: ties between equal deadlines run FIFO
+	running   bool          // under mu: Start is between its checks and its return
+	closed    bool          // under mu: Close was called (or New failed)
+	closeErr  error         // under mu: why the loop is closed when it never opened
+	closeAll  bool          // under mu: Close(true): close registered fds on release
+	done      chan struct{} // under mu: closed when the current Start returns
+	startedAt time.Time     // under mu: when the current Start began running
+	closeRes  error         // under mu: result of release, handed to a waiting Close
+
+	// Loop goroutine only: buffers reused across iterations so a steady
+	// loop does not allocate.
+	spare []func()
+	due   []*Timeout
+
+	// Wakeup protocol (runtime netpollBreak, libuv uv_async_send): the loop
+	// sets sleeping before it looks for work and blocks; a producer adds its
+	// work first and then writes the eventfd only if the loop sleeps and no
+	// write is already pending. Both sides use sequentially consistent
+	// atomics, so either the loop sees the work or the producer sees the
+	// sleeper: a thousand AddCallbacks cost one write.
+	sleeping    atomic.Bool
+	wakePending atomic.Bool
+	stopping    atomic.Bool  // Stop was called; cleared when Start returns
+	tid         atomic.Int64 // OS thread of the running loop, 0 when not running
+
+	stats loopStats
+}
+
+// New creates a loop with its own epoll instance. On a platform without
+// the epoll core it returns an error wrapping ErrUnsupported.
+func New(opts ...Option) (*IOLoop, error) {
+	l := newLoop(opts)
+	p, err := newPoller(l)
+	if err != nil {
+		return nil, fmt.Errorf("ioloop: New: %w", err)
+	}
+	l.poller = p
+	return l, nil
+}
+
+func newLoop(opts []Option) *IOLoop {
+	o := options{logger: slog.Default()}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	return &IOLoop{
+		logger:        o.logger,
+		slowThreshold: o.slowThreshold,
+		epoch:         time.Now(),
+	}
+}
+
+var instance struct {
+	once sync.Once
+	loop *IOLoop
+}
+
+// Instance returns the process-wide loop, creating it on first use. It is
+// safe to call from any goroutine. Where no loop can be created (see New),
+// Instance returns a closed loop whose methods report the reason, wrapped
+// in ErrClosed and ErrUnsupported, rather than panicking.
+func Instance() *IOLoop {
+	instance.once.Do(func() {
+		l, err := New()
+		if err != nil {
+			l = newLoop(nil)
+			l.closed, l.closeErr = true, err
+			l.regClosed = true
+		}
+		instance.loop = l
+	})
+	return instance.loop
+}
+
+// runningLoops maps the OS thread of each running loop to the loop, for
+// Current. Few loops run at once, and Current is off the hot path.
+var runningLoops struct {
+	sync.Mutex
+	count atomic.Int32
+	byTID map[int64]*IOLoop
+}
+
+// Current returns the loop whose handler, callback or timer is running on
+// the calling goroutine, or Instance() when there is none.
+func Current() *IOLoop {
+	if runningLoops.count.Load() > 0 {
+		tid := gettid()
+		runningLoops.Lock()
+		l := runningLoops.byTID[tid]
+		runningLoops.Unlock()
+		if l != nil {
+			return l
+		}
+	}
+	return Instance()
+}
+
+// InLoop reports whether the caller runs on l's loop goroutine (inside one
+// of its handlers, callbacks or timers).
+func (l *IOLoop) InLoop() bool {
+	tid := l.tid.Load()
+	return tid != 0 && tid == gettid()
+}
+
+// Logger returns the logger the loop reports to (see WithLogger).
+func (l *IOLoop) Logger() *slog.Logger { return l.logger }
+
+// Time returns the loop's clock: time.Now, whose monotonic reading is what
+// CallAt and the timers compare, so wall-clock jumps do not move timers.
+func (l *IOLoop) Time() time.Time { return time.Now() }
+
+// now is the loop clock as an offset from epoch (monotonic).
+func (l *IOLoop) now() time.Duration { return time.Since(l.epoch) }
+
+// errClosedLocked returns ErrClosed, wrapped with the reason a loop that
+// never opened could not. Caller holds mu (or the value is immutable).
+func (l *IOLoop) errClosedLocked() error {
+	if l.closeErr != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, l.closeErr)
+	}
+	return ErrClosed
+}
+
+// Start runs the loop on the calling goroutine, locked to its OS thread,
+// until Stop is called. It returns ErrRunning if the loop already runs
+// (including when called from one of its own callbacks), ErrClosed after
+// Close, and nil after Stop. As in Tornado, a Stop that arrives while the
+// loop is not running makes the next Start return at once. A loop can be
+// started again after it stops. An unrecoverable epoll_wait error ends the
+// loop and is returned.
+func (l *IOLoop) Start() error {
+	return l.start(nil)
+}
+
+// start is Start with an optional hook that runs under mu once the loop is
+// committed to running (RunSync queues its function there, so it can never
+// land on a loop that some other Start is running).
+func (l *IOLoop) start(onStart func()) error {
+	l.mu.Lock()
+	switch {
+	case l.closed:
+		err := l.errClosedLocked()
+		l.mu.Unlock()
+		return err
+	case l.running:
+		l.mu.Unlock()
+		return ErrRunning
+	}
+	if l.stopping.Swap(false) {
+		l.mu.Unlock()
+		return nil
+	}
+	l.running = true
+	l.startedAt = time.Now()
+	l.done = make(chan struct{})
+	if onStart != nil {
+		onStart()
+	}
+	l.mu.Unlock()
+
+	runtime.LockOSThread()
+	tid := gettid()
+	l.tid.Store(tid)
+	runningLoops.Lock()
+	if runningLoops.byTID == nil {
+		runningLoops.byTID = make(map[int64]*IOLoop)
+	}
+	runningLoops.byTID[tid] = l
+	runningLoops.count.Add(1)
+	runningLoops.Unlock()
+
+	err := l.run()
+
+	runningLoops.Lock()
+	delete(runningLoops.byTID, tid)
+	runningLoops.count.Add(-1)
+	runningLoops.Unlock()
+	l.tid.Store(0)
+	runtime.UnlockOSThread()
+
+	l.mu.Lock()
+	l.stats.runNanos.Add(uint64(time.Since(l.startedAt)))
+	l.running = false
+	l.stopping.Store(false)
+	release := l.closed
+	done := l.done
+	l.mu.Unlock()
+	if release {
+		res := l.release()
+		l.mu.Lock()
+		l.closeRes = res
+		l.mu.Unlock()
+	}
+	close(done)
+	return err
+}
+
+// run is the loop proper, after Tornado 4.5's PollIOLoop.start: run the
+// callbacks queued before this iteration, then every timer that is due,
+// then wait for I/O and dispatch it.
+func (l *IOLoop) run() error {
+	for {
+		l.stats.iterations.Add(1)
+		l.runCallbacks()
+		l.runDueTimers()
+		if l.stopping.Load() {
+			return nil
+		}
+
+		timeoutMs := l.pollTimeout()
+		began := time.Now()
+		woken, err := l.poller.Poll(timeoutMs)
+		l.sleeping.Store(false)
+		l.stats.pollNanos.Add(uint64(time.Since(began)))
+		if woken {
+			l.wakePending.Store(false)
+		}
+		if err != nil {
+			err = fmt.Errorf("ioloop: %w", os.NewSyscallError("epoll_wait", err))
+			l.logger.Error("ioloop: the poller failed; the loop stops", "err", err)
+			return err
+		}
+		if l.stopping.Load() {
+			return nil
+		}
+	}
+}
+
+// pollTimeout decides how long the next Poll may block, in milliseconds,
+// and marks the loop as sleeping when it may block at all. sleeping is set
+// before the queues are inspected: that order is what makes the wakeup
+// protocol race-free (see IOLoop.sleeping).
+func (l *IOLoop) pollTimeout() int {
+	l.sleeping.Store(true)
+	l.mu.Lock()
+	timeout := -1
+	switch {
+	case len(l.callbacks) > 0 || l.stopping.Load():
+		timeout = 0
+	case len(l.timers) > 0:
+		timeout = durationToTimeoutMs(l.timers[0].deadline - l.now())
+	}
+	l.mu.Unlock()
+	if timeout == 0 {
+		l.sleeping.Store(false)
+	}
+	return timeout
+}
+
+// durationToTimeoutMs converts a wait into epoll_wait's milliseconds. A
+// positive wait under 1 ms rounds up to 1 ms, never down to 0: rounding
+// down would make the loop spin until the timer is due.
+func durationToTimeoutMs(d time.Duration) int {
+	if d <= 0 {
+		return 0
+	}
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	if ms > math.MaxInt32 {
+		return math.MaxInt32
+	}
+	return int(ms)
+}
+
+// wakeup makes a sleeping loop return from Poll. It is cheap when the loop
+// is awake (one atomic load) and coalesces concurrent callers into one
+// eventfd write.
+func (l *IOLoop) wakeup() {
+	if !l.sleeping.Load() || !l.wakePending.CompareAndSwap(false, true) {
+		return
+	}
+	if err := l.poller.Wake(); err != nil {
+		l.wakePending.Store(false)
+		l.logger.Error("ioloop: cannot wake the loop", "err", os.NewSyscallError("write(eventfd)", err))
+	}
+}
+
+// Stop makes the loop return from Start after the current iteration: the
+// callbacks and timers already collected run, then Start returns. It is
+// safe from any goroutine and from inside a handler or callback. When the
+// loop is not running, the next Start returns at once (Tornado's rule).
+func (l *IOLoop) Stop() {
+	l.stopping.Store(true)
+	l.wakeup()
+}
+
+// Close releases the loop: its epoll instance and waker, its pending
+// callbacks and timers, and with allFDs every fd still registered. A
+// running loop is stopped first; from another goroutine, Close waits until
+// Start has returned, and from inside the loop the release happens as
+// Start returns. After Close, Start, AddCallback and the handler methods
+// return ErrClosed and timers never fire. A second Close returns ErrClosed.
+//
+// With allFDs, a registered fd is closed only if it is still the file that
+// was registered (its epoll_ctl(DEL) succeeds): an fd that the caller
+// closed already, and whose number now belongs to another file, is left
+// alone.
+func (l *IOLoop) Close(allFDs bool) error {
+	l.mu.Lock()
+	if l.closed {
+		err := l.errClosedLocked()
+		l.mu.Unlock()
+		return err
+	}
+	l.closed = true
+	l.closeAll = allFDs
+	running, done := l.running, l.done
+	l.mu.Unlock()
+
+	if !running {
+		return l.release()
+	}
+	l.Stop()
+	if l.InLoop() {
+		return nil
+	}
+	<-done
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.closeRes
+}
+
+// release frees everything once the loop is closed and not running.
+func (l *IOLoop) release() error {
+	l.mu.Lock()
+	closeAll := l.closeAll
+	l.callbacks = nil
+	l.timers = nil
+	l.mu.Unlock()
+	l.spare, l.due = nil, nil
+
+	var errs []error
+	l.regMu.Lock()
+	l.regClosed = true
+	for fd := range l.table.slots {
+		s := &l.table.slots[fd]
+		if s.handler == nil {
+			continue
+		}
+		s.handler = nil
+		if !closeAll {
+			continue
+		}
+		if l.poller.Control(ctlDel, fd, 0, 0) != nil {
+			continue // no longer the file we registered: not ours to close
+		}
+		if err := syscall.Close(fd); err != nil {
+			errs = append(errs, fmt.Errorf("ioloop: Close: fd %d: %w", fd, os.NewSyscallError("close", err)))
+		}
+	}
+	l.table = handlerTable{}
+	l.regMu.Unlock()
+
+	if err := l.poller.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("ioloop: Close: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// AddCallback queues fn to run on the loop goroutine in the next
+// iteration. Callbacks run in the order added; one added while callbacks
+// run waits for the next iteration, so a callback that re-adds itself
+// cannot starve I/O or timers. From another goroutine it wakes a sleeping
+// loop. Callbacks queued before Start run once the loop starts. It returns
+// ErrClosed after Close.
+func (l *IOLoop) AddCallback(fn func()) error {
+	if fn == nil {
+		return fmt.Errorf("ioloop: AddCallback: nil function: %w", syscall.EINVAL)
+	}
+	l.mu.Lock()
+	if l.closed {
+		err := l.errClosedLocked()
+		l.mu.Unlock()
+		return err
+	}
+	l.callbacks = append(l.callbacks, fn)
+	l.mu.Unlock()
+	l.wakeup()
+	return nil
+}
+
+// runCallbacks runs the callbacks queued before this iteration began.
+func (l *IOLoop) runCallbacks() {
+	l.mu.Lock()
+	if len(l.callbacks) == 0 {
+		l.mu.Unlock()
+		return
+	}
+	batch := l.callbacks
+	l.callbacks = l.spare[:0]
+	l.mu.Unlock()
+
+	for i, fn := range batch {
+		batch[i] = nil // let the closure go as soon as it has run
+		l.runFunc("callback", fn)
+	}
+	l.stats.callbacks.Add(uint64(len(batch)))
+	l.spare = batch[:0]
+}
+
+// runHandler calls a handler, surviving its panic.
+func (l *IOLoop) runHandler(h Handler, fd int, ev Events) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.reportPanic(r, "handler", "fd", fd, "events", ev)
+		}
+	}()
+	if l.slowThreshold <= 0 {
+		h.HandleEvents(fd, ev)
+		return
+	}
+	began := time.Now()
+	h.HandleEvents(fd, ev)
+	if d := time.Since(began); d > l.slowThreshold {
+		l.logger.Warn("ioloop: slow handler blocked the loop", "fd", fd, "events", ev,
+			"duration", d, "threshold", l.slowThreshold, "handler", fmt.Sprintf("%T", h))
+	}
+}
+
+// runFunc calls a callback or timer function, surviving its panic.
+func (l *IOLoop) runFunc(kind string, fn func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			l.reportPanic(r, kind, "func", funcName(fn))
+		}
+	}()
+	if l.slowThreshold <= 0 {
+		fn()
+		return
+	}
+	began := time.Now()
+	fn()
+	if d := time.Since(began); d > l.slowThreshold {
+		l.logger.Warn("ioloop: slow "+kind+" blocked the loop", "func", funcName(fn),
+			"duration", d, "threshold", l.slowThreshold)
+	}
+}
+
+// reportPanic logs a recovered panic with its stack, as Tornado logs
+// "Exception in callback", and keeps the loop alive.
+func (l *IOLoop) reportPanic(r any, kind string, attrs ...any) {
+	l.stats.panics.Add(1)
+	attrs = append(attrs, "panic", r, "stack", string(debug.Stack()))
+	l.logger.Error("ioloop: panic in "+kind+" (recovered; the loop goes on)", attrs...)
+}
+
+func funcName(fn func()) string {
+	if f := runtime.FuncForPC(reflect.ValueOf(fn).Pointer()); f != nil {
+		return f.Name()
+	}
+	return "?"
+}

@@ -1,0 +1,142 @@
+//go:build linux && cgo
+
+package ioloop
+
+// This is the only file that mentions C. The preamble holds declarations
+// only (it includes the header): the definitions come from ioloop_linux.c,
+// because a cgo file with an //export may not define C functions in its
+// preamble (they would be defined twice at link time).
+
+/*
+#cgo CFLAGS: -O2 -std=gnu11 -Wall -Wextra
+#include "csrc/ioloop.h"
+#include <sys/epoll.h>
+*/
+import "C"
+
+import (
+	"encoding/binary"
+	"os"
+	"runtime/cgo"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// Compile-time checks that the Go mirror types match the C core's.
+var (
+	_ [unsafe.Sizeof(event{}) - unsafe.Sizeof(C.ioloop_event{})]struct{}
+	_ [unsafe.Sizeof(C.ioloop_event{}) - unsafe.Sizeof(event{})]struct{}
+	_ [uint32(Read) ^ uint32(C.EPOLLIN)]struct{}
+	_ [uint32(Write) ^ uint32(C.EPOLLOUT)]struct{}
+	_ [uint32(Error) ^ uint32(C.EPOLLERR|C.EPOLLHUP)]struct{}
+	_ [int(ctlAdd) ^ int(C.EPOLL_CTL_ADD)]struct{}
+	_ [int(ctlDel) ^ int(C.EPOLL_CTL_DEL)]struct{}
+	_ [int(ctlMod) ^ int(C.EPOLL_CTL_MOD)]struct{}
+)
+
+// epollPoller is the production poller: the C core's epoll instance.
+type epollPoller struct {
+	c      *C.ioloop_poller // C memory, owned by this poller until Close
+	wakeFD int              // the core's eventfd, for Wake without a cgo call
+	sink   cgo.Handle       // refers to the batchSink, for the C→Go dispatch
+
+	// wakeMu orders Wake (readers, any goroutine) with Close (writer), so a
+	// wakeup that raced with Close never writes to a closed fd number that
+	// may already belong to another file.
+	wakeMu sync.RWMutex
+	closed bool // under wakeMu
+}
+
+func newPoller(sink batchSink) (poller, error) {
+	var c *C.ioloop_poller
+	if rc := C.ioloop_open(&c); rc < 0 {
+		return nil, os.NewSyscallError("epoll_create1/eventfd", syscall.Errno(-rc))
+	}
+	return &epollPoller{c: c, wakeFD: int(c.wakefd), sink: cgo.NewHandle(sink)}, nil
+}
+
+func (p *epollPoller) Control(op ctlOp, fd int, events Events, gen uint32) error {
+	if rc := C.ioloop_ctl(p.c, C.int(op), C.int(fd), C.uint32_t(events), C.uint32_t(gen)); rc < 0 {
+		return syscall.Errno(-rc)
+	}
+	return nil
+}
+
+// Poll is one Go→C call; the C core calls ioloopGoDispatch back once for
+// the whole batch. bench_shapes_test.go measures this shape against one
+// callback per event and against returning the batch to Go.
+func (p *epollPoller) Poll(timeoutMs int) (bool, error) {
+	rc := C.ioloop_poll(p.c, C.int(timeoutMs), C.uintptr_t(p.sink))
+	if rc < 0 {
+		return false, syscall.Errno(-rc)
+	}
+	return rc&1 != 0, nil
+}
+
+// wakeValue is uint64(1) in host byte order, what Wake adds to the eventfd
+// counter. A package variable, so that writing it allocates nothing.
+var wakeValue = func() (b [8]byte) {
+	binary.NativeEndian.PutUint64(b[:], 1)
+	return b
+}()
+
+func (p *epollPoller) Wake() error {
+	p.wakeMu.RLock()
+	defer p.wakeMu.RUnlock()
+	if p.closed {
+		return nil
+	}
+	_, err := unix.Write(p.wakeFD, wakeValue[:])
+	if err == unix.EAGAIN {
+		return nil // the counter is saturated: the loop is awake anyway
+	}
+	return err
+}
+
+func (p *epollPoller) Close() error {
+	p.wakeMu.Lock()
+	defer p.wakeMu.Unlock()
+	if p.closed {
+		return nil
+	}
+	p.closed = true
+	C.ioloop_close(p.c)
+	p.c = nil
+	p.sink.Delete()
+	return nil
+}
+
+//export ioloopGoDispatch
+func ioloopGoDispatch(ctx C.uintptr_t, evs *C.ioloop_event, n C.int) {
+	sink := cgo.Handle(ctx).Value().(batchSink)
+	sink.dispatchBatch(unsafe.Slice((*event)(unsafe.Pointer(evs)), int(n)))
+}
+
+// pollEach and pollReturn exist for bench_shapes_test.go only (a _test.go
+// file cannot use cgo): the two dispatch shapes we measured and rejected.
+
+// pollEach: the C core calls Go once per event.
+func (p *epollPoller) pollEach(timeoutMs int) (bool, error) {
+	rc := C.ioloop_poll_each(p.c, C.int(timeoutMs), C.uintptr_t(p.sink))
+	if rc < 0 {
+		return false, syscall.Errno(-rc)
+	}
+	return rc&1 != 0, nil
+}
+
+// pollReturn: no callback; Go reads the batch from C memory after the
+// call returns and dispatches it itself.
+func (p *epollPoller) pollReturn(timeoutMs int) (bool, error) {
+	rc := C.ioloop_wait(p.c, C.int(timeoutMs))
+	if rc < 0 {
+		return false, syscall.Errno(-rc)
+	}
+	if n := int(rc >> 1); n > 0 {
+		evs := unsafe.Slice((*event)(unsafe.Pointer(p.c.ready)), n)
+		cgo.Handle(p.sink).Value().(batchSink).dispatchBatch(evs)
+	}
+	return rc&1 != 0, nil
+}

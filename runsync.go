@@ -1,0 +1,68 @@
+package ioloop
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"syscall"
+)
+
+// RunSync starts the loop, runs fn on it, and stops the loop when fn calls
+// done (from the loop or any goroutine); it returns the error given to
+// done. It returns ctx.Err() when ctx ends first, ErrStopped when someone
+// else stops the loop first, ErrRunning when the loop already runs, and
+// ErrClosed after Close. A panic in fn is recovered and returned as an
+// error. This is Tornado's run_sync, with a context for its timeout.
+func (l *IOLoop) RunSync(ctx context.Context, fn func(done func(error))) error {
+	if fn == nil {
+		return fmt.Errorf("ioloop: RunSync: nil function: %w", syscall.EINVAL)
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+
+	var (
+		mu       sync.Mutex
+		finished bool
+		result   error
+	)
+	finish := func(err error) {
+		mu.Lock()
+		first := !finished
+		if first {
+			finished, result = true, err
+		}
+		mu.Unlock()
+		if first {
+			l.Stop()
+		}
+	}
+	call := func() {
+		defer func() {
+			if r := recover(); r != nil {
+				l.reportPanic(r, "RunSync function")
+				finish(fmt.Errorf("ioloop: RunSync: function panicked: %v", r))
+			}
+		}()
+		fn(finish)
+	}
+
+	stopWatching := context.AfterFunc(ctx, func() { finish(ctx.Err()) })
+	defer stopWatching()
+	if err := l.start(func() { l.callbacks = append(l.callbacks, call) }); err != nil {
+		return err
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	if !finished {
+		// Another Stop won; the function never reported. Later calls of
+		// done must not stop the loop's next run.
+		finished = true
+		return ErrStopped
+	}
+	return result
+}
