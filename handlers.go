@@ -139,6 +139,12 @@ func checkRegistration(op string, fd int, events Events) error {
 // generation in the event must match the slot's (golang/go#59545 is the
 // runtime's version of this bug).
 func (l *IOLoop) dispatchBatch(evs []event) {
+	// The batch runs inside Poll, but the loop is awake now: producers need
+	// not write the eventfd, since the loop looks at its queues before it
+	// sleeps again.
+	if l.sleeping.Load() {
+		l.sleeping.Store(false)
+	}
 	dispatched, stale := 0, 0
 	for i := range evs {
 		ev := &evs[i]

@@ -311,6 +311,7 @@ func (l *IOLoop) wakeup() {
 	if !l.sleeping.Load() || !l.wakePending.CompareAndSwap(false, true) {
 		return
 	}
+	l.stats.wakeups.Add(1)
 	if err := l.poller.Wake(); err != nil {
 		l.wakePending.Store(false)
 		l.logger.Error("ioloop: cannot wake the loop", "err", os.NewSyscallError("write(eventfd)", err))

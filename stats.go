@@ -14,6 +14,7 @@ type Stats struct {
 	Callbacks        uint64 // AddCallback functions run
 	Timers           uint64 // timers fired
 	Panics           uint64 // panics recovered in handlers, callbacks and timers
+	Wakeups          uint64 // eventfd writes by other goroutines (at most one per sleep)
 	Handlers         int    // fds registered now
 	PendingCallbacks int    // callbacks waiting for the next iteration
 	PendingTimers    int    // timers scheduled and not yet due or removed
@@ -26,8 +27,8 @@ type Stats struct {
 }
 
 type loopStats struct {
-	iterations, events, stale, callbacks, timers, panics atomic.Uint64
-	pollNanos, runNanos                                  atomic.Uint64 // runNanos: completed Start calls
+	iterations, events, stale, callbacks, timers, panics, wakeups atomic.Uint64
+	pollNanos, runNanos                                           atomic.Uint64 // runNanos: completed Start calls
 }
 
 // Stats returns the loop's counters. It is safe from any goroutine; the
@@ -40,6 +41,7 @@ func (l *IOLoop) Stats() Stats {
 		Callbacks:   l.stats.callbacks.Load(),
 		Timers:      l.stats.timers.Load(),
 		Panics:      l.stats.panics.Load(),
+		Wakeups:     l.stats.wakeups.Load(),
 		PollTime:    time.Duration(l.stats.pollNanos.Load()),
 	}
 	run := time.Duration(l.stats.runNanos.Load())
