@@ -27,6 +27,7 @@ type IOLoop struct {
 	poller        poller       // set by New; released by release() once the loop has stopped
 	logger        *slog.Logger // immutable after New
 	slowThreshold time.Duration
+	pollTime      bool      // measure time in epoll_wait; immutable
 	epoch         time.Time // monotonic origin of timer deadlines; immutable
 
 	// regMu guards the handler table and orders epoll_ctl calls with it, so
@@ -36,17 +37,19 @@ type IOLoop struct {
 	regClosed bool         // under regMu: the poller is gone, no more registrations
 
 	// mu guards the lifecycle state, the callback queue and the timer heap.
-	mu        sync.Mutex
-	callbacks []func()      // under mu: run in the next iteration
-	timers    timerHeap     // under mu
-	timerSeq  uint64        // under mu: ties between equal deadlines run FIFO
-	running   bool          // under mu: Start is between its checks and its return
-	closed    bool          // under mu: Close was called (or New failed)
-	closeErr  error         // under mu: why the loop is closed when it never opened
-	closeAll  bool          // under mu: Close(true): close registered fds on release
-	done      chan struct{} // under mu: closed when the current Start returns
-	startedAt time.Time     // under mu: when the current Start began running
-	closeRes  error         // under mu: result of release, handed to a waiting Close
+	mu         sync.Mutex
+	callbacks  []func()      // under mu: run in the next iteration
+	queued     atomic.Int32  // len(callbacks), written under mu, read by the loop without it
+	timers     timerHeap     // under mu
+	timerCount atomic.Int32  // len(timers), written under mu, read by the loop without it
+	timerSeq   uint64        // under mu: ties between equal deadlines run FIFO
+	running    bool          // under mu: Start is between its checks and its return
+	closed     bool          // under mu: Close was called (or New failed)
+	closeErr   error         // under mu: why the loop is closed when it never opened
+	closeAll   bool          // under mu: Close(true): close registered fds on release
+	done       chan struct{} // under mu: closed when the current Start returns
+	startedAt  time.Time     // under mu: when the current Start began running
+	closeRes   error         // under mu: result of release, handed to a waiting Close
 
 	// Loop goroutine only: buffers reused across iterations so a steady
 	// loop does not allocate.
@@ -89,6 +92,7 @@ func newLoop(opts []Option) *IOLoop {
 	return &IOLoop{
 		logger:        o.logger,
 		slowThreshold: o.slowThreshold,
+		pollTime:      o.pollTime,
 		epoch:         time.Now(),
 	}
 }
@@ -251,10 +255,15 @@ func (l *IOLoop) run() error {
 		}
 
 		timeoutMs := l.pollTimeout()
-		began := time.Now()
+		var began time.Time
+		if l.pollTime {
+			began = time.Now()
+		}
 		woken, err := l.poller.Poll(timeoutMs)
 		l.sleeping.Store(false)
-		l.stats.pollNanos.Add(uint64(time.Since(began)))
+		if l.pollTime {
+			l.stats.pollNanos.Add(uint64(time.Since(began)))
+		}
 		if woken {
 			l.wakePending.Store(false)
 		}
@@ -275,15 +284,18 @@ func (l *IOLoop) run() error {
 // protocol race-free (see IOLoop.sleeping).
 func (l *IOLoop) pollTimeout() int {
 	l.sleeping.Store(true)
-	l.mu.Lock()
-	timeout := -1
-	switch {
-	case len(l.callbacks) > 0 || l.stopping.Load():
-		timeout = 0
-	case len(l.timers) > 0:
-		timeout = durationToTimeoutMs(l.timers[0].deadline - l.now())
+	if l.queued.Load() > 0 || l.stopping.Load() {
+		l.sleeping.Store(false)
+		return 0
 	}
-	l.mu.Unlock()
+	timeout := -1
+	if l.timerCount.Load() > 0 {
+		l.mu.Lock()
+		if len(l.timers) > 0 {
+			timeout = durationToTimeoutMs(l.timers[0].deadline - l.now())
+		}
+		l.mu.Unlock()
+	}
 	if timeout == 0 {
 		l.sleeping.Store(false)
 	}
@@ -368,7 +380,9 @@ func (l *IOLoop) release() error {
 	l.mu.Lock()
 	closeAll := l.closeAll
 	l.callbacks = nil
+	l.queued.Store(0)
 	l.timers = nil
+	l.timerCount.Store(0)
 	l.mu.Unlock()
 	l.spare, l.due = nil, nil
 
@@ -417,6 +431,7 @@ func (l *IOLoop) AddCallback(fn func()) error {
 		return err
 	}
 	l.callbacks = append(l.callbacks, fn)
+	l.queued.Store(int32(len(l.callbacks)))
 	l.mu.Unlock()
 	l.wakeup()
 	return nil
@@ -424,13 +439,13 @@ func (l *IOLoop) AddCallback(fn func()) error {
 
 // runCallbacks runs the callbacks queued before this iteration began.
 func (l *IOLoop) runCallbacks() {
-	l.mu.Lock()
-	if len(l.callbacks) == 0 {
-		l.mu.Unlock()
-		return
+	if l.queued.Load() == 0 {
+		return // the common case in an I/O-bound loop: no lock taken
 	}
+	l.mu.Lock()
 	batch := l.callbacks
 	l.callbacks = l.spare[:0]
+	l.queued.Store(0)
 	l.mu.Unlock()
 
 	for i, fn := range batch {

@@ -52,7 +52,10 @@ func (l *IOLoop) RunSync(ctx context.Context, fn func(done func(error))) error {
 
 	stopWatching := context.AfterFunc(ctx, func() { finish(ctx.Err()) })
 	defer stopWatching()
-	if err := l.start(func() { l.callbacks = append(l.callbacks, call) }); err != nil {
+	if err := l.start(func() {
+		l.callbacks = append(l.callbacks, call)
+		l.queued.Store(int32(len(l.callbacks)))
+	}); err != nil {
 		return err
 	}
 

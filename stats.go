@@ -21,7 +21,8 @@ type Stats struct {
 	// PollTime is the time spent waiting in epoll_wait (idle, or waiting for
 	// I/O); WorkTime the rest of the time the loop ran (handlers,
 	// callbacks, timers and the loop's own work). Their ratio is libuv's
-	// idle-time metric: a loop near 100% work is saturated.
+	// idle-time metric: a loop near 100% work is saturated. Both stay zero
+	// unless the loop was created WithPollTimeMetrics.
 	PollTime time.Duration
 	WorkTime time.Duration
 }
@@ -55,6 +56,8 @@ func (l *IOLoop) Stats() Stats {
 	l.regMu.Lock()
 	s.Handlers = l.table.count
 	l.regMu.Unlock()
-	s.WorkTime = max(run-s.PollTime, 0)
+	if l.pollTime {
+		s.WorkTime = max(run-s.PollTime, 0)
+	}
 	return s
 }

@@ -42,6 +42,7 @@ func (l *IOLoop) schedule(deadline time.Duration, fn func()) *Timeout {
 	l.timerSeq++
 	t.seq, t.fn = l.timerSeq, fn
 	l.timers.push(t)
+	l.timerCount.Store(int32(len(l.timers)))
 	first := t.index == 0
 	l.mu.Unlock()
 	if first {
@@ -62,6 +63,7 @@ func (l *IOLoop) RemoveTimeout(t *Timeout) {
 	t.fn = nil
 	if t.index >= 0 {
 		l.timers.remove(t.index)
+		l.timerCount.Store(int32(len(l.timers)))
 	}
 	l.mu.Unlock()
 }
@@ -70,16 +72,16 @@ func (l *IOLoop) RemoveTimeout(t *Timeout) {
 // the first runs (libuv, Tornado 4.5), so a timer that schedules another
 // for "now" cannot keep the loop here forever.
 func (l *IOLoop) runDueTimers() {
-	l.mu.Lock()
-	if len(l.timers) == 0 {
-		l.mu.Unlock()
+	if l.timerCount.Load() == 0 {
 		return
 	}
+	l.mu.Lock()
 	now := l.now()
 	due := l.due[:0]
 	for len(l.timers) > 0 && l.timers[0].deadline <= now {
 		due = append(due, l.timers.pop())
 	}
+	l.timerCount.Store(int32(len(l.timers)))
 	l.mu.Unlock()
 
 	fired := 0

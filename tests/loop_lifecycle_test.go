@@ -368,7 +368,7 @@ func TestSlowCallbackThresholdLogs(t *testing.T) {
 }
 
 func TestStatsCountWork(t *testing.T) {
-	l, _ := newTestLoop(t)
+	l, _ := newTestLoop(t, ioloop.WithPollTimeMetrics())
 	r, w := pipe(t)
 	_ = l.AddHandler(r, ioloop.HandlerFunc(func(fd int, _ ioloop.Events) {
 		buf := make([]byte, 8)
@@ -388,5 +388,19 @@ func TestStatsCountWork(t *testing.T) {
 	}
 	if s.PollTime < 15*time.Millisecond || s.PollTime > time.Minute {
 		t.Fatalf("PollTime = %v after an idle 20ms", s.PollTime)
+	}
+	if s.WorkTime <= 0 || s.WorkTime > time.Minute {
+		t.Fatalf("WorkTime = %v", s.WorkTime)
+	}
+}
+
+func TestPollTimeIsOptIn(t *testing.T) {
+	l, _ := newTestLoop(t)
+	_ = l.AddCallback(func() { l.CallLater(5*time.Millisecond, l.Stop) })
+	if err := l.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if s := l.Stats(); s.PollTime != 0 || s.WorkTime != 0 {
+		t.Fatalf("time metrics measured without WithPollTimeMetrics: %+v", s)
 	}
 }

@@ -114,9 +114,9 @@ func TestTimerDeadlineAndCallAtInThePast(t *testing.T) {
 	recv(t, fired, "a timer scheduled in the past")
 }
 
-func TestMillionTimersAddedAndRemovedLeaveNothing(t *testing.T) {
+func TestManyTimersAddedAndRemovedLeaveNothing(t *testing.T) {
 	l, _ := newTestLoop(t)
-	const n = 1_000_000
+	const n = 200_000 // the benchmark does a million; this checks the bookkeeping
 	timers := make([]*ioloop.Timeout, 0, n)
 	for i := range n {
 		timers = append(timers, l.CallLater(time.Hour+time.Duration(i), func() {}))
