@@ -193,7 +193,7 @@ func (l *IOLoop) AddHandler(fd int, h Handler, events Events) error {
 	l.regMu.Lock()
 	defer l.regMu.Unlock()
 	if l.regClosed {
-		return fmt.Errorf("ioloop: AddHandler(fd %d): %w", fd, ErrClosed)
+		return fmt.Errorf("ioloop: AddHandler(fd %d): %w", fd, l.errClosed())
 	}
 	s := l.table.slot(fd, true)
 	gen := s.gen + 1
@@ -227,7 +227,7 @@ func (l *IOLoop) UpdateHandler(fd int, events Events) error {
 	l.regMu.Lock()
 	defer l.regMu.Unlock()
 	if l.regClosed {
-		return fmt.Errorf("ioloop: UpdateHandler(fd %d): %w", fd, ErrClosed)
+		return fmt.Errorf("ioloop: UpdateHandler(fd %d): %w", fd, l.errClosed())
 	}
 	s := l.table.slot(fd, false)
 	if s == nil || s.handler == nil {
@@ -267,7 +267,7 @@ func (l *IOLoop) RemoveHandler(fd int) error {
 	l.regMu.Lock()
 	defer l.regMu.Unlock()
 	if l.regClosed {
-		return fmt.Errorf("ioloop: RemoveHandler(fd %d): %w", fd, ErrClosed)
+		return fmt.Errorf("ioloop: RemoveHandler(fd %d): %w", fd, l.errClosed())
 	}
 	s := l.table.slot(fd, false)
 	if s == nil || s.handler == nil {

@@ -29,6 +29,7 @@ type IOLoop struct {
 	slowThreshold time.Duration
 	pollTime      bool      // measure time in epoll_wait; immutable
 	epoch         time.Time // monotonic origin of timer deadlines; immutable
+	initErr       error     // why a loop from Instance never opened; immutable
 
 	// regMu guards the handler table and orders epoll_ctl calls with it, so
 	// the table and the kernel's interest list never disagree for long.
@@ -111,7 +112,7 @@ func Instance() *IOLoop {
 		l, err := New()
 		if err != nil {
 			l = newLoop(nil)
-			l.closed, l.closeErr = true, err
+			l.closed, l.initErr = true, err
 			l.regClosed = true
 		}
 		instance.loop = l
@@ -159,11 +160,11 @@ func (l *IOLoop) Time() time.Time { return time.Now() }
 // now is the loop clock as an offset from epoch (monotonic).
 func (l *IOLoop) now() time.Duration { return time.Since(l.epoch) }
 
-// errClosedLocked returns ErrClosed, wrapped with the reason a loop that
-// never opened could not. Caller holds mu (or the value is immutable).
-func (l *IOLoop) errClosedLocked() error {
-	if l.closeErr != nil {
-		return fmt.Errorf("%w: %w", ErrClosed, l.closeErr)
+// errClosed returns ErrClosed, wrapped with the reason when the loop never
+// opened (Instance on an unsupported platform).
+func (l *IOLoop) errClosed() error {
+	if l.initErr != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, l.initErr)
 	}
 	return ErrClosed
 }
@@ -186,7 +187,7 @@ func (l *IOLoop) start(onStart func()) error {
 	l.mu.Lock()
 	switch {
 	case l.closed:
-		err := l.errClosedLocked()
+		err := l.errClosed()
 		l.mu.Unlock()
 		return err
 	case l.running:
@@ -353,7 +354,7 @@ func (l *IOLoop) Stop() {
 func (l *IOLoop) Close(allFDs bool) error {
 	l.mu.Lock()
 	if l.closed {
-		err := l.errClosedLocked()
+		err := l.errClosed()
 		l.mu.Unlock()
 		return err
 	}
@@ -426,7 +427,7 @@ func (l *IOLoop) AddCallback(fn func()) error {
 	}
 	l.mu.Lock()
 	if l.closed {
-		err := l.errClosedLocked()
+		err := l.errClosed()
 		l.mu.Unlock()
 		return err
 	}

@@ -1,0 +1,27 @@
+//go:build !linux || !cgo
+
+package ioloop
+
+import (
+	"errors"
+	"testing"
+)
+
+// Run with CGO_ENABLED=0 go test -run Unsupported . (CI does).
+func TestUnsupportedBuildReportsClearly(t *testing.T) {
+	if _, err := New(); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("New = %v, want ErrUnsupported", err)
+	}
+	l := Instance()
+	err := l.Start()
+	if !errors.Is(err, ErrClosed) || !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("Instance().Start() = %v, want ErrClosed wrapping ErrUnsupported", err)
+	}
+	if err := l.AddHandler(0, HandlerFunc(func(int, Events) {}), Read); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("AddHandler = %v, want ErrUnsupported", err)
+	}
+	if err := l.AddCallback(func() {}); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("AddCallback = %v, want ErrUnsupported", err)
+	}
+	t.Log(err)
+}
