@@ -1,0 +1,158 @@
+//go:build linux
+
+// Command hello is the seed's "Hello World" on ioloop: an HTTP/1.1
+// keep-alive server that answers every request with 200 OK, Content-Type
+// text/plain and the body "Hello, world!".
+//
+// It is an example and the HTTP benchmark target, not an HTTP framework:
+// it frames requests correctly (pipelining, Content-Length bodies read and
+// discarded, HTTP/1.0 and Connection: close) and answers bad input clearly
+// before closing (400 malformed request, 431 head over 8 KiB, 413 body too
+// large, 501 any Transfer-Encoding, 505 HTTP/2+ on this port), and a read
+// timeout closes connections that stall (slowloris). It does not route,
+// decode chunked bodies or look at anything else in a request.
+//
+//	hello -addr 127.0.0.1:8888 -loops 2
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ioloop-go/ioloop"
+)
+
+func main() {
+	addr := flag.String("addr", "127.0.0.1:8888", "listen address, host:port")
+	loops := flag.Int("loops", 1, "event loops, one OS thread each (SO_REUSEPORT listeners)")
+	timeout := flag.Duration("timeout", 10*time.Second, "close a connection whose request (or next request) stalls this long")
+	flag.Parse()
+	log.SetFlags(0)
+
+	g, err := ioloop.ListenGroup("tcp", *addr, *loops, serve,
+		ioloop.WithStreamOptions(ioloop.WithReadTimeout(*timeout)))
+	if err != nil {
+		log.Fatalf("hello: %v", err)
+	}
+	log.Printf("listening on %s", g.Addr())
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	<-ctx.Done()
+	stop()
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := g.Shutdown(sctx); err != nil {
+		log.Printf("shutdown: %v", err)
+	}
+}
+
+var (
+	okKeepAlive = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!")
+	// HTTP/1.0 clients need to be told that the connection stays open.
+	okKeepAlive10 = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: keep-alive\r\n\r\nHello, world!")
+	okClose       = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, world!")
+)
+
+// bodyChunk is how much of a request body is discarded per read.
+const bodyChunk = 64 << 10
+
+// conn is one connection's state. Its callbacks are bound once, so serving
+// a request allocates nothing.
+type conn struct {
+	s        *ioloop.Stream
+	onHead   func([]byte, error)
+	onBody   func([]byte, error)
+	bodyLeft int64
+	resp     []byte
+	close    bool
+}
+
+func serve(s *ioloop.Stream, _ net.Addr) {
+	c := &conn{s: s}
+	c.onHead = c.head
+	c.onBody = c.body
+	c.next()
+}
+
+// next waits for the next request head.
+func (c *conn) next() {
+	_ = c.s.ReadUntil(crlfcrlf, DefaultLimits.MaxHeadBytes, c.onHead)
+}
+
+func (c *conn) head(p []byte, err error) {
+	if err != nil {
+		if errors.Is(err, ioloop.ErrDelimiterNotFound) {
+			c.fail(ErrHeaderTooLarge)
+		}
+		return // EOF, reset or timeout: the stream is closing already
+	}
+	req, _, err := ParseRequest(p, DefaultLimits)
+	if err != nil {
+		c.fail(err)
+		return
+	}
+	switch {
+	case !req.KeepAlive:
+		c.resp, c.close = okClose, true
+	case req.Minor == 0:
+		c.resp = okKeepAlive10
+	default:
+		c.resp = okKeepAlive
+	}
+	if req.ContentLength > 0 {
+		c.bodyLeft = req.ContentLength
+		_ = c.s.ReadBytes(int(min(c.bodyLeft, bodyChunk)), c.onBody)
+		return
+	}
+	c.respond()
+}
+
+// body discards a chunk of the request body.
+func (c *conn) body(p []byte, err error) {
+	if err != nil {
+		return
+	}
+	if c.bodyLeft -= int64(len(p)); c.bodyLeft > 0 {
+		_ = c.s.ReadBytes(int(min(c.bodyLeft, bodyChunk)), c.onBody)
+		return
+	}
+	c.respond()
+}
+
+func (c *conn) respond() {
+	if err := c.s.Write(c.resp, nil); err != nil {
+		return
+	}
+	if c.close {
+		c.s.CloseAfterFlush()
+		return
+	}
+	c.next()
+}
+
+// fail answers a bad request and closes the connection once the answer
+// is out.
+func (c *conn) fail(err error) {
+	code := Status(err)
+	body := err.Error() + "\n"
+	msg := fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		code, statusText[code], len(body), body)
+	_ = c.s.Write([]byte(msg), nil)
+	c.s.CloseAfterFlush()
+}
+
+var statusText = map[int]string{
+	400: "Bad Request",
+	413: "Content Too Large",
+	431: "Request Header Fields Too Large",
+	501: "Not Implemented",
+	505: "HTTP Version Not Supported",
+}

@@ -1,0 +1,707 @@
+//go:build linux
+
+package ioloop
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Stream is a buffered, non-blocking byte stream over one file descriptor
+// (a socket, pipe, tty: anything epoll can watch) driven by one IOLoop. It
+// gives Tornado's IOStream contract a Go shape: ask for a read ("until this
+// delimiter", "exactly n bytes", "whatever is there", "until close") or a
+// write, and a callback runs on the loop goroutine when it is done.
+//
+// Goroutines. A Stream belongs to its loop: call its methods only on the
+// loop goroutine (from a handler, callback or timer of that loop, or from
+// any Stream callback). From another goroutine, hop over with
+// s.Loop().AddCallback(func() { s.Write(...) }). This is what lets the hot
+// path run without a single lock or atomic.
+//
+// Callbacks never run inside the call that requested them: a read that the
+// buffer can already satisfy, a write that completed at once or a close
+// caused by a failing write is reported from the loop a moment later, so
+// code after s.ReadBytes(...) never observes its callback having run.
+//
+// Buffers. The []byte handed to a read callback aliases the stream's read
+// buffer and is valid only until the callback returns (like
+// bufio.Reader.ReadSlice); copy it to keep it. Write copies whatever it
+// cannot send at once, so the caller may reuse p as soon as Write returns.
+//
+// Ownership. The Stream owns its fd and closes it in Close.
+type Stream struct {
+	// Everything below is owned by the loop goroutine.
+
+	loop *IOLoop // the loop that runs every callback; fixed at creation
+	fd   int     // the descriptor; -1 once closed
+	sock bool    // fd is a socket: writes use send/sendmsg with MSG_NOSIGNAL
+
+	cfg streamConfig // limits and modes, fixed at creation (timeout settable)
+
+	registered bool   // fd is in the loop's handler table
+	parked     bool   // unregistered after Error with nowhere to read into; re-armed by the next request
+	interest   Events // events currently registered with the loop
+
+	inRun      bool   // run() is on the stack: requests are recorded, not acted on
+	scheduled  bool   // a deferred run is queued with AddCallback
+	probe      bool   // the next run should try one read before waiting for readiness
+	deferredFn func() // s.deferredRun, bound once so kick() does not allocate
+
+	connecting bool                 // Connect has not completed yet
+	connectCb  func(*Stream, error) // Connect's callback, cleared once called
+	connTimer  *Timeout             // Connect's timeout
+	srv        *Server              // the server tracking this stream, if any
+	srvIdx     int                  // index in srv.streams
+	draining   bool                 // the server is shutting down: close when idle
+	peer       net.Addr             // peer address, from accept/connect or getpeername
+	closeCb    func(error)          // user's close callback
+	closeDone  bool                 // close notifications have been delivered
+	closed     bool                 // fd closed; no more I/O
+	cause      error                // why the stream closed (nil: Close)
+	closedErr  *StreamClosedError   // returned for operations on a closed stream
+	rdDone     bool                 // read side finished (EOF, error or a limit)
+	rdCause    error                // why the read side finished
+	rdErr      *StreamClosedError   // error for reads after rdDone
+	closing    bool                 // close once the write queue is empty
+	closingErr error                // cause to close with when closing completes
+	wrClosed   bool                 // CloseAfterFlush/CloseWrite called: no more writes
+	shutWrPend bool                 // CloseWrite: shutdown(SHUT_WR) once flushed
+	lingering  bool                 // closing: write side shut, discarding input until EOF
+	ltimer     *Timeout             // bounds the lingering close
+	rtimer     *Timeout             // read-timeout timer, armed lazily
+	rtimerFn   func()               // s.onReadTimer, bound once
+	rdeadline  time.Time            // when the pending read times out (zero: never)
+	read       readState            // the read buffer and the pending read
+	write      writeState           // the write queue and its callbacks
+	onDrain    func()               // called when the write queue empties
+	drainDue   bool                 // the queue emptied since onDrain last ran
+	writable   bool                 // the last write did not hit EAGAIN
+	errEvent   Events               // Error bits seen in this run
+}
+
+// StreamClosedError reports an operation on a stream that is closed (or
+// whose read side has finished). It matches ErrStreamClosed with errors.Is
+// and unwraps to the cause: io.EOF when the peer closed, a *os.SyscallError
+// wrapping ECONNRESET/EPIPE/..., ErrTimeout, ErrDelimiterNotFound or
+// ErrBufferFull when a read limit was hit, nil when Close was called.
+type StreamClosedError struct {
+	Cause error
+}
+
+func (e *StreamClosedError) Error() string {
+	if e.Cause == nil {
+		return ErrStreamClosed.Error()
+	}
+	return ErrStreamClosed.Error() + ": " + e.Cause.Error()
+}
+
+// Is makes errors.Is(err, ErrStreamClosed) true.
+func (e *StreamClosedError) Is(target error) bool { return target == ErrStreamClosed }
+
+// Unwrap returns the cause, so errors.Is(err, syscall.ECONNRESET) works.
+func (e *StreamClosedError) Unwrap() error { return e.Cause }
+
+var (
+	// ErrStreamClosed matches every *StreamClosedError.
+	ErrStreamClosed = errors.New("ioloop: stream closed")
+	// ErrDelimiterNotFound: ReadUntil's delimiter did not appear within its
+	// maximum. The read fails and the stream closes once queued writes are
+	// flushed (so a protocol can still answer, e.g. HTTP 431).
+	ErrDelimiterNotFound = errors.New("ioloop: delimiter not found within the read limit")
+	// ErrBufferFull: a read needs more than the read buffer cap
+	// (WithMaxReadBuffer). Returned at once by ReadBytes(n) with n over the
+	// cap; a ReadUntilClose that outgrows it fails and closes the stream.
+	ErrBufferFull = errors.New("ioloop: read buffer full")
+	// ErrWriteQueueFull: Write would push the write queue over its cap
+	// (WithMaxWriteQueue). Nothing was written or queued; wait for OnDrain.
+	ErrWriteQueueFull = errors.New("ioloop: write queue full")
+	// ErrReadPending: a stream has at most one read outstanding.
+	ErrReadPending = errors.New("ioloop: a read is already pending")
+	// ErrTimeout is the cause of a stream closed by its read timeout or a
+	// Connect that timed out. It is os.ErrDeadlineExceeded, so either
+	// sentinel (and net.Error's Timeout()) works.
+	ErrTimeout = os.ErrDeadlineExceeded
+	// ErrShutdown is the cause of a stream closed by its server's Close or
+	// at the deadline of its Shutdown.
+	ErrShutdown = errors.New("ioloop: server shut down")
+
+	errStreamPanic = errors.New("ioloop: a stream callback panicked")
+	errNilCallback = errors.New("ioloop: nil callback")
+)
+
+// streamConfig holds a stream's limits; see the StreamOption constructors.
+type streamConfig struct {
+	initialRead int           // first read buffer size
+	maxRead     int           // read buffer cap
+	maxWrite    int           // write queue cap; <= 0: unlimited
+	halfOpen    bool          // keep the write side open after EOF
+	readTimeout time.Duration // 0: none
+}
+
+// StreamOption configures NewStream (and the streams a Server creates).
+type StreamOption func(*streamConfig)
+
+const (
+	defaultInitialRead = 4 << 10
+	defaultMaxRead     = 4 << 20
+	defaultMaxWrite    = 16 << 20
+	// readAheadLimit bounds what a stream reads with no read pending (to
+	// notice a peer's close, or to have the next request ready). Reads that
+	// need more grow the buffer up to the cap.
+	readAheadLimit = 64 << 10
+)
+
+// WithMaxReadBuffer caps the read buffer (default 4 MiB): the largest
+// ReadBytes, ReadUntil maximum and ReadUntilClose the stream can serve.
+func WithMaxReadBuffer(n int) StreamOption {
+	return func(c *streamConfig) {
+		if n > 0 {
+			c.maxRead = n
+		}
+	}
+}
+
+// WithReadBufferSize sets the initial read buffer size (default 4 KiB). The
+// buffer doubles, up to the cap, when a read fills it.
+func WithReadBufferSize(n int) StreamOption {
+	return func(c *streamConfig) {
+		if n > 0 {
+			c.initialRead = n
+		}
+	}
+}
+
+// WithMaxWriteQueue caps the bytes queued for writing (default 16 MiB; 0 or
+// less: unlimited). A Write that would exceed it fails with
+// ErrWriteQueueFull and queues nothing: that is the stream's backpressure.
+func WithMaxWriteQueue(n int) StreamOption {
+	return func(c *streamConfig) { c.maxWrite = n }
+}
+
+// WithHalfOpen keeps the stream open for writing after the peer's EOF
+// (Node's allowHalfOpen). By default EOF ends the stream once queued writes
+// are flushed, so a peer that only half-closes still gets its answer.
+func WithHalfOpen() StreamOption {
+	return func(c *streamConfig) { c.halfOpen = true }
+}
+
+// WithReadTimeout closes the stream with ErrTimeout when a read stays
+// pending longer than d (a slowloris guard). See SetReadTimeout.
+func WithReadTimeout(d time.Duration) StreamOption {
+	return func(c *streamConfig) { c.readTimeout = d }
+}
+
+// NewStream wraps fd, which must be open and pollable, in a Stream on loop
+// l. It sets O_NONBLOCK, and from now on the Stream owns fd (Close closes
+// it). The fd is registered with the loop lazily, on the first request that
+// needs readiness. Safe from any goroutine; the Stream itself is then for
+// the loop goroutine only.
+func NewStream(l *IOLoop, fd int, opts ...StreamOption) (*Stream, error) {
+	if l == nil {
+		return nil, errors.New("ioloop: NewStream: nil loop")
+	}
+	if fd < 0 {
+		return nil, os.NewSyscallError("NewStream", unix.EBADF)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	_, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	return newStream(l, fd, err == nil, opts), nil
+}
+
+// newStream builds a Stream for an fd already known to be non-blocking.
+func newStream(l *IOLoop, fd int, sock bool, opts []StreamOption) *Stream {
+	s := &Stream{
+		loop:     l,
+		fd:       fd,
+		sock:     sock,
+		writable: true,
+		cfg: streamConfig{
+			initialRead: defaultInitialRead,
+			maxRead:     defaultMaxRead,
+			maxWrite:    defaultMaxWrite,
+		},
+	}
+	for _, o := range opts {
+		o(&s.cfg)
+	}
+	if s.cfg.initialRead > s.cfg.maxRead {
+		s.cfg.initialRead = s.cfg.maxRead
+	}
+	s.deferredFn = s.deferredRun
+	return s
+}
+
+// Loop returns the loop the stream runs on.
+func (s *Stream) Loop() *IOLoop { return s.loop }
+
+// Fd returns the descriptor, or -1 once the stream is closed.
+func (s *Stream) Fd() int { return s.fd }
+
+// Closed reports whether the stream is closed. Data already buffered can
+// still be read from a closed stream.
+func (s *Stream) Closed() bool { return s.closed }
+
+// Err returns why the stream closed: nil while open or after Close, io.EOF
+// when the peer closed, otherwise the error that ended it.
+func (s *Stream) Err() error {
+	if !s.closed {
+		return nil
+	}
+	return s.cause
+}
+
+// Buffered returns the number of bytes read from the fd and not yet
+// consumed by a read callback.
+func (s *Stream) Buffered() int { return s.read.end - s.read.start }
+
+// SetCloseCallback sets fn to run once, on the loop goroutine, after the
+// stream closes and every pending read and write callback has been told.
+// fn gets Err(). Setting it on a stream that already closed schedules it.
+func (s *Stream) SetCloseCallback(fn func(error)) {
+	s.closeCb = fn
+	if s.closed && s.closeDone && fn != nil {
+		s.closeDone = false
+		s.kick()
+		return
+	}
+	if !s.inRun {
+		s.updateInterest() // reading ahead is how a close is noticed
+	}
+}
+
+// SetReadTimeout closes the stream with ErrTimeout when a read stays
+// pending longer than d; 0 disables. It applies from the next read.
+func (s *Stream) SetReadTimeout(d time.Duration) { s.cfg.readTimeout = d }
+
+// Close closes the stream now: queued writes are dropped (their callbacks
+// get ErrStreamClosed), a pending read that the buffer cannot satisfy
+// fails, then the close callback runs with a nil error. Use
+// CloseAfterFlush to let queued writes go out first. Idempotent.
+func (s *Stream) Close() {
+	if s.closed {
+		return
+	}
+	s.closeNow(nil)
+	s.kick()
+}
+
+// CloseAfterFlush stops reading and accepting writes, and closes the stream
+// once the write queue has been flushed (Node's end()). On a socket whose
+// peer may still be sending, the close lingers (as nginx's lingering_close
+// does): the sending side is shut down and input discarded until the peer's
+// EOF, for at most LingerTimeout, because closing a socket with unread
+// input makes the kernel send a reset that can destroy the answer just
+// written. The close callback runs when the fd is finally closed.
+func (s *Stream) CloseAfterFlush() {
+	if s.closed {
+		return
+	}
+	s.wrClosed = true
+	s.finishRead(nil)
+	if !s.closing {
+		s.closing = true
+		s.closingErr = nil
+	}
+	s.kick()
+}
+
+// CloseWrite flushes the write queue, then shuts down the sending side
+// (shutdown(SHUT_WR): the peer sees EOF) while reads go on. Sockets only.
+func (s *Stream) CloseWrite() error {
+	if s.closed {
+		return s.closedErr
+	}
+	if !s.sock {
+		return os.NewSyscallError("shutdown", unix.ENOTSOCK)
+	}
+	s.wrClosed = true
+	s.shutWrPend = true
+	s.kick()
+	return nil
+}
+
+// RemoteAddr returns the peer's address for a socket (nil otherwise).
+func (s *Stream) RemoteAddr() net.Addr {
+	if s.peer == nil && s.sock && s.fd >= 0 {
+		if sa, err := unix.Getpeername(s.fd); err == nil {
+			s.peer = sockaddrToAddr(sa, s.fd)
+		}
+	}
+	return s.peer
+}
+
+// LocalAddr returns the socket's local address (nil otherwise).
+func (s *Stream) LocalAddr() net.Addr {
+	if !s.sock || s.fd < 0 {
+		return nil
+	}
+	sa, err := unix.Getsockname(s.fd)
+	if err != nil {
+		return nil
+	}
+	return sockaddrToAddr(sa, s.fd)
+}
+
+// SetNoDelay sets TCP_NODELAY (Nagle off when true). Servers and Connect
+// turn it on for TCP by default, as Go's net package does.
+func (s *Stream) SetNoDelay(on bool) error {
+	if s.closed {
+		return s.closedErr
+	}
+	return os.NewSyscallError("setsockopt", unix.SetsockoptInt(s.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, boolInt(on)))
+}
+
+// SetKeepAlive turns TCP keep-alive probes on with the given idle time and
+// interval (0 keeps the kernel's), or off.
+func (s *Stream) SetKeepAlive(on bool, idle time.Duration) error {
+	if s.closed {
+		return s.closedErr
+	}
+	if err := unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolInt(on)); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
+	if on && idle > 0 {
+		secs := int((idle + time.Second - 1) / time.Second)
+		if err := unix.SetsockoptInt(s.fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+		if err := unix.SetsockoptInt(s.fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	return nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// streamHandler is how a Stream registers with its loop: converting
+// *Stream to *streamHandler and then to Handler allocates nothing, unlike a
+// method value.
+type streamHandler Stream
+
+func (h *streamHandler) HandleEvents(fd int, ev Events) { (*Stream)(h).run(ev) }
+
+// kick arranges for run to be called soon on the loop goroutine. Inside run
+// it does nothing: settle is about to look at everything anyway.
+func (s *Stream) kick() {
+	if s.inRun || s.scheduled {
+		return
+	}
+	s.scheduled = true
+	if s.loop.AddCallback(s.deferredFn) != nil {
+		s.scheduled = false // loop closed: nothing will ever run again
+	}
+}
+
+func (s *Stream) deferredRun() {
+	s.scheduled = false
+	s.run(None)
+}
+
+// run is the stream's single entry point from the loop: readiness events,
+// deferred work and timers all come through here, so callbacks run in one
+// place and the interest set is recomputed once per visit.
+func (s *Stream) run(ev Events) {
+	if s.inRun {
+		return
+	}
+	s.inRun = true
+	ok := false
+	defer func() {
+		if !ok { // a user callback panicked: the loop logs it, we close
+			s.inRun = false
+			s.closeNow(errStreamPanic)
+			s.kick()
+		}
+	}()
+	if ev&Error != 0 {
+		s.errEvent |= ev & Error
+	}
+	if s.connecting {
+		if ev&(Write|Error) != 0 {
+			s.finishConnect()
+		}
+	} else {
+		if ev&(Write|Error) != 0 {
+			s.writable = true
+		}
+		if ev&(Read|Error) != 0 {
+			s.read.ready = true
+		}
+		if s.probe {
+			s.probe = false
+			s.read.ready = true
+		}
+	}
+	s.settle()
+	if s.errEvent != 0 && !s.closed {
+		s.handleErrorEvent()
+		s.settle()
+	}
+	s.errEvent = 0
+	s.inRun = false
+	ok = true
+	s.updateInterest()
+}
+
+// settle does everything that can be done without waiting: serve the
+// pending read from the buffer (reading more when the last read filled it),
+// flush writes, run completed write callbacks, finish a close. User
+// callbacks may queue more work, so it loops until nothing moves.
+func (s *Stream) settle() {
+	for {
+		if s.connecting {
+			return
+		}
+		if s.read.op != opNone {
+			if s.serveRead() {
+				continue
+			}
+			if s.read.ready && !s.rdDone && s.fill() {
+				continue
+			}
+		} else if s.read.ready && !s.rdDone && s.read.end-s.read.start < readAheadLimit {
+			if s.fill() && s.rdDone {
+				continue
+			}
+		}
+		if s.write.queued > 0 && s.writable && !s.closed {
+			s.flush()
+		}
+		if s.runWriteCallbacks() {
+			continue
+		}
+		if s.drainDue {
+			s.drainDue = false
+			if s.onDrain != nil && !s.closed {
+				s.onDrain()
+				continue
+			}
+		}
+		if s.rdDone && !s.closed && !s.closing && !s.cfg.halfOpen {
+			s.closing, s.closingErr = true, s.rdCause
+		}
+		if s.shutWrPend && s.write.queued == 0 && !s.closed {
+			s.shutWrPend = false
+			if err := unix.Shutdown(s.fd, unix.SHUT_WR); err != nil {
+				s.closeNow(os.NewSyscallError("shutdown", err))
+			}
+			continue
+		}
+		if s.closing && s.write.queued == 0 && !s.closed && !s.lingering {
+			if s.sock && s.rdCause != io.EOF {
+				s.startLinger()
+			} else {
+				s.closeNow(s.closingErr)
+			}
+			continue
+		}
+		if s.lingering && s.read.ready && !s.closed {
+			s.lingerDrain()
+			continue
+		}
+		if s.draining && !s.closed && s.idle() {
+			// One last look, so a request already in the kernel is
+			// served rather than cut off.
+			if !s.rdDone && s.fill() {
+				continue
+			}
+			if !s.closed {
+				s.closeNow(ErrShutdown)
+			}
+			continue
+		}
+		if s.closed && !s.closeDone && s.read.op == opNone && !s.write.hasCallbacks() {
+			s.closeDone = true
+			if s.srv != nil {
+				s.srv.streamClosed(s)
+			}
+			if cb := s.closeCb; cb != nil {
+				s.closeCb = nil
+				cb(s.cause)
+			}
+			continue
+		}
+		return
+	}
+}
+
+// idle reports whether a draining stream is only waiting for its peer: a
+// read pending, nothing buffered or queued, no callback due.
+func (s *Stream) idle() bool {
+	return s.read.op != opNone && s.read.end == s.read.start && s.write.queued == 0 && !s.write.hasCallbacks()
+}
+
+// LingerTimeout bounds a lingering close (see CloseAfterFlush).
+const LingerTimeout = 2 * time.Second
+
+// startLinger shuts the sending side down and starts discarding input.
+func (s *Stream) startLinger() {
+	if err := unix.Shutdown(s.fd, unix.SHUT_WR); err != nil {
+		s.closeNow(s.closingErr)
+		return
+	}
+	s.lingering = true
+	s.read.ready = true
+	s.ltimer = s.loop.CallLater(LingerTimeout, func() {
+		s.ltimer = nil
+		if !s.closed {
+			s.closeNow(s.closingErr)
+			s.run(None)
+		}
+	})
+}
+
+// lingerDrain reads and drops input; EOF or an error ends the linger.
+func (s *Stream) lingerDrain() {
+	r := &s.read
+	if len(r.buf) == 0 {
+		r.buf = make([]byte, s.cfg.initialRead)
+	}
+	r.start, r.end = 0, 0 // nobody will read what is left
+	for {
+		n, e := rawRead(s.fd, r.buf)
+		switch {
+		case e == unix.EINTR:
+			continue
+		case e == unix.EAGAIN:
+			r.ready = false
+			return
+		case e != 0 || n == 0:
+			s.closeNow(s.closingErr)
+			return
+		}
+	}
+}
+
+// handleErrorEvent deals with EPOLLERR/EPOLLHUP that settle did not turn
+// into a close. Both are level-triggered and reported even with no
+// interest, so the stream must close or unregister, or the loop would spin.
+func (s *Stream) handleErrorEvent() {
+	const epollErr, epollHup = 0x8, 0x10
+	switch {
+	case s.lingering:
+		s.closeNow(s.closingErr)
+	case s.errEvent&epollErr != 0:
+		s.closeNow(s.socketError())
+	case s.rdDone:
+		s.closeNow(io.EOF) // hang-up and nothing left to read
+	case s.read.ready:
+		// The peer hung up but there was no room to read its last bytes:
+		// stop watching until the user reads again (no data is lost).
+		s.parked = true
+	}
+}
+
+// socketError fetches the pending error of a socket after EPOLLERR.
+func (s *Stream) socketError() error {
+	if s.sock {
+		if v, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && v != 0 {
+			return os.NewSyscallError("read", unix.Errno(v))
+		}
+		return io.EOF
+	}
+	return os.NewSyscallError("write", unix.EPIPE) // a pipe whose reader went away
+}
+
+// closeNow closes the fd and marks the stream closed. Callbacks are
+// delivered by settle; callers outside run must kick.
+func (s *Stream) closeNow(cause error) {
+	if s.closed {
+		return
+	}
+	s.closed = true
+	s.cause = cause
+	s.closedErr = &StreamClosedError{Cause: cause}
+	if !s.rdDone {
+		s.rdDone = true
+		s.rdCause = cause
+		s.rdErr = s.closedErr
+	}
+	s.read.ready = false
+	if s.registered {
+		s.registered = false
+		_ = s.loop.RemoveHandler(s.fd)
+	}
+	if s.rtimer != nil {
+		s.loop.RemoveTimeout(s.rtimer)
+		s.rtimer = nil
+	}
+	if s.connTimer != nil {
+		s.loop.RemoveTimeout(s.connTimer)
+		s.connTimer = nil
+	}
+	if s.ltimer != nil {
+		s.loop.RemoveTimeout(s.ltimer)
+		s.ltimer = nil
+	}
+	_ = unix.Close(s.fd)
+	s.fd = -1
+	s.write.drop()
+}
+
+// updateInterest registers, re-registers or unregisters the fd so the loop
+// reports exactly what the stream waits for. It is called once per run, so
+// a read callback that immediately asks for the next read costs no
+// epoll_ctl at all.
+func (s *Stream) updateInterest() {
+	if s.closed {
+		return
+	}
+	var want Events
+	if s.connecting {
+		want = Write
+	} else {
+		if s.lingering {
+			want |= Read
+		} else if !s.rdDone && !s.parked {
+			buffered := s.read.end - s.read.start
+			if (s.read.op != opNone && buffered < s.cfg.maxRead) || buffered < readAheadLimit {
+				want |= Read
+			}
+		}
+		if s.write.queued > 0 || s.shutWrPend {
+			want |= Write
+		}
+	}
+	if s.parked && want&Write == 0 {
+		if s.registered {
+			s.registered = false
+			_ = s.loop.RemoveHandler(s.fd)
+		}
+		return
+	}
+	if !s.registered {
+		if want == None {
+			return
+		}
+		if err := s.loop.AddHandler(s.fd, (*streamHandler)(s), want); err != nil {
+			s.closeNow(err)
+			s.kick()
+			return
+		}
+		s.registered, s.interest = true, want
+		return
+	}
+	if want != s.interest {
+		if err := s.loop.UpdateHandler(s.fd, want); err != nil {
+			s.closeNow(err)
+			s.kick()
+			return
+		}
+		s.interest = want
+	}
+}

@@ -1,0 +1,289 @@
+//go:build linux
+
+package ioloop
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// readOp is the kind of read a stream is waiting to complete.
+type readOp uint8
+
+const (
+	opNone  readOp = iota
+	opUntil        // ReadUntil: up to and including delim, within n bytes
+	opBytes        // ReadBytes: exactly n bytes
+	opSome         // ReadSome: whatever is buffered, at least one byte
+	opClose        // ReadUntilClose: everything up to EOF
+)
+
+// readState is the read buffer, buf[start:end] holding unconsumed bytes,
+// and the single pending read. Owned by the loop goroutine.
+type readState struct {
+	buf   []byte
+	start int
+	end   int
+	ready bool // the fd may have more: set by readiness, cleared by EAGAIN or a short read
+	grow  bool // the last read filled the whole buffer: double it once it empties
+
+	op    readOp
+	cb    func([]byte, error)
+	delim []byte
+	n     int // opBytes: the count; opUntil: the maximum
+	scan  int // opUntil: bytes after start already searched for delim
+}
+
+// ReadUntil reads up to and including delim. The delimiter must end within
+// the first max bytes (max <= 0 means the read buffer cap; max over the cap
+// is ErrBufferFull at once); otherwise cb gets an error matching both
+// ErrStreamClosed and ErrDelimiterNotFound, reading stops and the stream
+// closes once queued writes are flushed, so the caller can still answer.
+// delim must not change until cb runs.
+//
+// ReadUntil returns an error, and cb never runs, when the call is invalid
+// (nil cb, empty delim, a read already pending) or the stream's read side
+// has finished and the buffer cannot satisfy the read. Otherwise cb runs
+// exactly once, on the loop goroutine, with a slice valid only until it
+// returns.
+func (s *Stream) ReadUntil(delim []byte, max int, cb func([]byte, error)) error {
+	if len(delim) == 0 {
+		return os.NewSyscallError("ReadUntil: empty delimiter", unix.EINVAL)
+	}
+	if max <= 0 {
+		max = s.cfg.maxRead
+	}
+	if max > s.cfg.maxRead {
+		return ErrBufferFull
+	}
+	return s.startRead(opUntil, delim, max, cb)
+}
+
+// ReadBytes reads exactly n bytes (n must be positive and at most the read
+// buffer cap, else ErrBufferFull). Contract as for ReadUntil; at EOF before
+// n bytes, cb gets an error matching ErrStreamClosed and io.EOF.
+func (s *Stream) ReadBytes(n int, cb func([]byte, error)) error {
+	if n <= 0 {
+		return os.NewSyscallError("ReadBytes", unix.EINVAL)
+	}
+	if n > s.cfg.maxRead {
+		return ErrBufferFull
+	}
+	return s.startRead(opBytes, nil, n, cb)
+}
+
+// ReadSome delivers whatever is buffered as soon as at least one byte is
+// (Tornado's read_bytes(partial=True)). Contract as for ReadUntil. This is
+// the cheap path for proxies and echo servers: one read syscall per
+// readiness event, and the data can be written straight back.
+func (s *Stream) ReadSome(cb func([]byte, error)) error {
+	return s.startRead(opSome, nil, 0, cb)
+}
+
+// ReadUntilClose delivers everything up to the peer's EOF with a nil
+// error. If the stream ends otherwise (reset, Close, timeout) cb gets what
+// was buffered and the error; past the read buffer cap it fails with
+// ErrBufferFull and the stream closes.
+func (s *Stream) ReadUntilClose(cb func([]byte, error)) error {
+	return s.startRead(opClose, nil, 0, cb)
+}
+
+// Reading reports whether a read is pending.
+func (s *Stream) Reading() bool { return s.read.op != opNone }
+
+func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error)) error {
+	if cb == nil {
+		return errNilCallback
+	}
+	r := &s.read
+	if r.op != opNone {
+		return ErrReadPending
+	}
+	r.op, r.delim, r.n, r.cb, r.scan = op, delim, n, cb, 0
+	if s.rdDone && op != opClose {
+		// The read side is over: fail at once unless the buffer can serve it.
+		if n, err, _ := s.match(); n == 0 && err == s.rdErr {
+			r.op, r.delim, r.cb = opNone, nil, nil
+			return s.rdErr
+		}
+	}
+	s.parked = false
+	if d := s.cfg.readTimeout; d > 0 && !s.closed {
+		s.rdeadline = time.Now().Add(d)
+		if s.rtimer == nil {
+			if s.rtimerFn == nil {
+				s.rtimerFn = s.onReadTimer
+			}
+			s.rtimer = s.loop.CallLater(d, s.rtimerFn)
+		}
+	}
+	if !s.inRun {
+		s.probe = true
+		s.kick()
+	}
+	return nil
+}
+
+// match decides whether the pending read can complete now: with n bytes,
+// with a failure (err), or not yet (ok false). It has no side effects
+// beyond remembering how far ReadUntil has searched.
+func (s *Stream) match() (n int, err error, ok bool) {
+	r := &s.read
+	avail := r.end - r.start
+	switch r.op {
+	case opSome:
+		if avail > 0 {
+			return avail, nil, true
+		}
+	case opBytes:
+		if avail >= r.n {
+			return r.n, nil, true
+		}
+	case opUntil:
+		if i := bytes.Index(r.buf[r.start+r.scan:r.end], r.delim); i >= 0 {
+			end := r.scan + i + len(r.delim)
+			if end > r.n {
+				return 0, ErrDelimiterNotFound, true
+			}
+			return end, nil, true
+		}
+		if avail >= r.n {
+			return 0, ErrDelimiterNotFound, true
+		}
+		if k := avail - len(r.delim) + 1; k > r.scan {
+			r.scan = k
+		}
+	case opClose:
+		if s.rdDone {
+			if s.rdCause == io.EOF {
+				return avail, nil, true
+			}
+			return avail, s.rdErr, true
+		}
+		if avail >= s.cfg.maxRead {
+			return 0, ErrBufferFull, true
+		}
+	}
+	if s.rdDone {
+		return 0, s.rdErr, true
+	}
+	return 0, nil, false
+}
+
+// serveRead completes the pending read if it can, running its callback.
+func (s *Stream) serveRead() bool {
+	n, err, ok := s.match()
+	if !ok {
+		return false
+	}
+	if err == ErrDelimiterNotFound || err == ErrBufferFull {
+		s.finishRead(err)
+		if !s.closing {
+			s.closing, s.closingErr = true, err
+		}
+		n, err = 0, s.rdErr
+	}
+	r := &s.read
+	cb := r.cb
+	r.op, r.cb, r.delim, r.scan = opNone, nil, nil, 0
+	s.rdeadline = time.Time{}
+	var p []byte
+	if n > 0 {
+		p = r.buf[r.start : r.start+n : r.start+n]
+		r.start += n
+		if r.start == r.end {
+			r.start, r.end = 0, 0
+		}
+	}
+	cb(p, err)
+	return true
+}
+
+// finishRead ends the read side: later reads are served from the buffer or
+// fail with an error wrapping cause.
+func (s *Stream) finishRead(cause error) {
+	if s.rdDone {
+		return
+	}
+	s.rdDone = true
+	s.rdCause = cause
+	s.rdErr = &StreamClosedError{Cause: cause}
+	s.read.ready = false
+}
+
+// fill does one read(2) into the buffer, making room first. It reports
+// whether anything changed (data, EOF or an error). It leaves read.ready
+// set only when the read filled all the room it had, the one case where
+// the kernel may hold more: a short read means the socket was drained, so
+// we go back to epoll instead of paying for a read that returns EAGAIN.
+func (s *Stream) fill() bool {
+	r := &s.read
+	if r.buf == nil {
+		r.buf = make([]byte, s.cfg.initialRead)
+	}
+	if r.start == r.end {
+		r.start, r.end = 0, 0
+		if r.grow {
+			r.grow = false
+			if lim := min(s.cfg.maxRead, readAheadLimit); len(r.buf) < lim {
+				r.buf = make([]byte, min(2*len(r.buf), lim))
+			}
+		}
+	} else if r.start > 0 && len(r.buf)-r.end < len(r.buf)/2 {
+		r.end = copy(r.buf, r.buf[r.start:r.end])
+		r.start = 0
+	}
+	if r.end == len(r.buf) {
+		// Full. Grow only for a read that needs more than we hold.
+		if r.op == opNone || r.op == opSome || len(r.buf) >= s.cfg.maxRead {
+			return false
+		}
+		nb := make([]byte, min(2*len(r.buf), s.cfg.maxRead))
+		r.end = copy(nb, r.buf[r.start:r.end])
+		r.start = 0
+		r.buf = nb
+	}
+	room := len(r.buf) - r.end
+	for {
+		n, e := rawRead(s.fd, r.buf[r.end:])
+		switch {
+		case e == unix.EINTR:
+			continue
+		case e == unix.EAGAIN:
+			r.ready = false
+			return false
+		case e != 0:
+			s.closeNow(os.NewSyscallError("read", e))
+			return true
+		case n == 0:
+			s.finishRead(io.EOF)
+			return true
+		}
+		r.end += n
+		r.ready = n == room
+		if n == len(r.buf) {
+			r.grow = true
+		}
+		return true
+	}
+}
+
+// onReadTimer fires at (or after) the pending read's deadline. Deadlines
+// move with every read, but the timer is re-armed only when it fires, so a
+// busy stream costs one timer per timeout period, not one per read.
+func (s *Stream) onReadTimer() {
+	s.rtimer = nil
+	if s.closed || s.read.op == opNone || s.rdeadline.IsZero() {
+		return
+	}
+	if now := time.Now(); now.Before(s.rdeadline) {
+		s.rtimer = s.loop.CallLater(s.rdeadline.Sub(now), s.rtimerFn)
+		return
+	}
+	s.closeNow(ErrTimeout)
+	s.run(None)
+}

@@ -1,0 +1,280 @@
+//go:build linux
+
+package ioloop
+
+import (
+	"errors"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+const (
+	// writeChunk is the size of the buffers queued data is copied into.
+	// Small writes share a chunk; a larger write gets a chunk of its own.
+	writeChunk = 16 << 10
+	// maxFreeChunks bounds the per-stream cache of emptied chunks.
+	maxFreeChunks = 4
+	// maxIov bounds one writev: far below IOV_MAX (1024), and more than
+	// a socket buffer's worth of chunks.
+	maxIov = 64
+)
+
+var errWriteClosed = errors.New("ioloop: write side closed")
+
+// writeWaiter is a Write callback waiting for the byte count "end" to be
+// handed to the kernel.
+type writeWaiter struct {
+	end uint64
+	cb  func(error)
+}
+
+// writeState is the write queue: chunks[head:] hold queued bytes, the
+// first off bytes of chunks[head] already written. Owned by the loop
+// goroutine.
+type writeState struct {
+	chunks   [][]byte
+	head     int
+	off      int
+	queued   int
+	free     [][]byte
+	accepted uint64 // bytes accepted by Write since the stream was made
+	done     uint64 // bytes handed to the kernel
+	waiters  []writeWaiter
+	whead    int
+	iov      []unix.Iovec
+	msg      unix.Msghdr
+}
+
+// Write sends p, or queues what the kernel does not take at once. Write
+// copies what it queues, so p may be reused when Write returns. cb, if not
+// nil, runs on the loop goroutine once all of p has been handed to the
+// kernel (cb(nil): the write is acknowledged) or the stream closed first
+// (an error matching ErrStreamClosed). It never runs inside Write.
+//
+// Write returns an error, and cb never runs, when the stream is closed
+// (the error matches ErrStreamClosed and wraps the cause, e.g. EPIPE when
+// the write itself hit a dead peer) or when p would take the queue over its
+// cap (ErrWriteQueueFull: nothing was written; see OnDrain).
+func (s *Stream) Write(p []byte, cb func(error)) error {
+	if s.closed {
+		return s.closedErr
+	}
+	if s.wrClosed {
+		return &StreamClosedError{Cause: errWriteClosed}
+	}
+	w := &s.write
+	if s.cfg.maxWrite > 0 && w.queued+len(p) > s.cfg.maxWrite {
+		return ErrWriteQueueFull
+	}
+	// Write straight out unless data is already queued (order), the fd
+	// is known to be full, or pipelined input is still buffered: then the
+	// answers are corked and leave in one writev when run settles.
+	if len(p) > 0 && w.queued == 0 && s.writable && !s.connecting && !(s.inRun && s.read.end > s.read.start) {
+		n, e := s.writeOnce(p)
+		if e != 0 {
+			s.closeNow(os.NewSyscallError("write", e))
+			s.kick()
+			return s.closedErr
+		}
+		w.accepted += uint64(n)
+		w.done += uint64(n)
+		p = p[n:]
+		if len(p) > 0 {
+			s.writable = false
+		}
+	}
+	if len(p) > 0 {
+		w.enqueue(p)
+		w.accepted += uint64(len(p))
+	}
+	if cb != nil {
+		w.waiters = append(w.waiters, writeWaiter{end: w.accepted, cb: cb})
+	}
+	if !s.inRun {
+		if w.queued > 0 {
+			s.parked = false
+			s.updateInterest()
+		} else if cb != nil {
+			s.kick() // already done: report it from the loop
+		}
+	}
+	return nil
+}
+
+// WriteQueueLen returns the number of bytes accepted by Write and not yet
+// handed to the kernel.
+func (s *Stream) WriteQueueLen() int { return s.write.queued }
+
+// OnDrain sets fn to run on the loop goroutine each time the write queue
+// becomes empty after holding data (nil clears it). Together with
+// ErrWriteQueueFull and WriteQueueLen it is the stream's flow control: stop
+// producing when the queue is long, resume in fn.
+func (s *Stream) OnDrain(fn func()) { s.onDrain = fn }
+
+// writeOnce writes p once, retrying on EINTR; EAGAIN is (0, 0).
+func (s *Stream) writeOnce(p []byte) (int, unix.Errno) {
+	for {
+		n, e := rawWrite(s.fd, p, s.sock)
+		switch e {
+		case 0:
+			return n, 0
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, 0
+		default:
+			return 0, e
+		}
+	}
+}
+
+// flush writes queued chunks, several per writev, until the queue is
+// empty or the kernel takes less than offered.
+func (s *Stream) flush() {
+	w := &s.write
+	for w.queued > 0 {
+		var n int
+		var e unix.Errno
+		offered := 0
+		if len(w.chunks)-w.head == 1 {
+			b := w.chunks[w.head][w.off:]
+			offered = len(b)
+			n, e = rawWrite(s.fd, b, s.sock)
+		} else {
+			if w.iov == nil {
+				w.iov = make([]unix.Iovec, maxIov)
+			}
+			k := 0
+			for i := w.head; i < len(w.chunks) && k < maxIov; i++ {
+				b := w.chunks[i]
+				if i == w.head {
+					b = b[w.off:]
+				}
+				w.iov[k].Base = &b[0]
+				w.iov[k].SetLen(len(b))
+				offered += len(b)
+				k++
+			}
+			n, e = rawWritev(s.fd, w.iov[:k], &w.msg, s.sock)
+		}
+		switch e {
+		case 0:
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			s.writable = false
+			return
+		default:
+			s.closeNow(os.NewSyscallError("write", e))
+			return
+		}
+		w.consume(n)
+		if w.queued == 0 {
+			s.drainDue = true
+		}
+		if n < offered {
+			s.writable = false
+			return
+		}
+	}
+}
+
+// enqueue copies p to the tail of the queue.
+func (w *writeState) enqueue(p []byte) {
+	w.queued += len(p)
+	for len(p) > 0 {
+		if n := len(w.chunks); n > w.head {
+			last := w.chunks[n-1]
+			if room := cap(last) - len(last); room > 0 {
+				k := copy(last[len(last):cap(last)], p)
+				w.chunks[n-1] = last[:len(last)+k]
+				p = p[k:]
+				continue
+			}
+		}
+		var c []byte
+		if len(p) <= writeChunk && len(w.free) > 0 {
+			c = w.free[len(w.free)-1]
+			w.free[len(w.free)-1] = nil
+			w.free = w.free[:len(w.free)-1]
+		} else {
+			c = make([]byte, 0, max(len(p), writeChunk))
+		}
+		w.chunks = append(w.chunks, c[:0])
+	}
+}
+
+// consume drops n written bytes from the head of the queue, recycling
+// chunks that are done.
+func (w *writeState) consume(n int) {
+	w.done += uint64(n)
+	w.queued -= n
+	for n > 0 {
+		c := w.chunks[w.head]
+		if rem := len(c) - w.off; n >= rem {
+			n -= rem
+			w.recycle(c)
+			w.chunks[w.head] = nil
+			w.head++
+			w.off = 0
+		} else {
+			w.off += n
+			n = 0
+		}
+	}
+	if w.head == len(w.chunks) || w.queued == 0 {
+		// An empty tail chunk may remain; recycle it too.
+		for i := w.head; i < len(w.chunks); i++ {
+			w.recycle(w.chunks[i])
+			w.chunks[i] = nil
+		}
+		w.chunks = w.chunks[:0]
+		w.head, w.off = 0, 0
+	}
+}
+
+func (w *writeState) recycle(c []byte) {
+	if cap(c) == writeChunk && len(w.free) < maxFreeChunks {
+		w.free = append(w.free, c[:0])
+	}
+}
+
+// drop forgets the queue when the stream closes; waiters are failed by
+// runWriteCallbacks.
+func (w *writeState) drop() {
+	for i := range w.chunks {
+		w.chunks[i] = nil
+	}
+	w.chunks, w.free, w.iov = nil, nil, nil
+	w.head, w.off, w.queued = 0, 0, 0
+	w.msg = unix.Msghdr{}
+}
+
+func (w *writeState) hasCallbacks() bool { return w.whead < len(w.waiters) }
+
+// runWriteCallbacks runs the oldest write callback if its bytes are out
+// (or the stream closed), reporting whether it ran one.
+func (s *Stream) runWriteCallbacks() bool {
+	w := &s.write
+	if w.whead == len(w.waiters) {
+		return false
+	}
+	ww := w.waiters[w.whead]
+	var err error
+	switch {
+	case ww.end <= w.done:
+	case s.closed:
+		err = s.closedErr
+	default:
+		return false
+	}
+	w.waiters[w.whead] = writeWaiter{}
+	w.whead++
+	if w.whead == len(w.waiters) {
+		w.waiters = w.waiters[:0]
+		w.whead = 0
+	}
+	ww.cb(err)
+	return true
+}

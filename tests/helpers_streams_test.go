@@ -1,0 +1,129 @@
+package tests
+
+import (
+	"context"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/ioloop-go/ioloop"
+)
+
+// Helpers for the stream, server and example tests. They build on the
+// loop helpers in loop_helpers_test.go (newTestLoop, startLoop, onLoop,
+// waitFor, recv, checkNoLeaks).
+
+// runningLoop returns a started loop that is stopped and closed when the
+// test ends, and its log.
+func runningLoop(t *testing.T) (*ioloop.IOLoop, *logBuffer) {
+	t.Helper()
+	l, logs := newTestLoop(t)
+	stop := startLoop(t, l)
+	t.Cleanup(func() { _ = stop() })
+	return l, logs
+}
+
+// serve listens on 127.0.0.1:0 with handler on l; the server is closed,
+// and every stream with it, when the test ends.
+func serve(t *testing.T, l *ioloop.IOLoop, handler ioloop.StreamHandler, opts ...ioloop.ServerOption) *ioloop.Server {
+	t.Helper()
+	return serveOn(t, l, "tcp", "127.0.0.1:0", handler, opts...)
+}
+
+func serveOn(t *testing.T, l *ioloop.IOLoop, network, addr string, handler ioloop.StreamHandler, opts ...ioloop.ServerOption) *ioloop.Server {
+	t.Helper()
+	sv, err := ioloop.Listen(l, network, addr, handler, opts...)
+	if err != nil {
+		t.Fatalf("Listen(%s, %s): %v", network, addr, err)
+	}
+	t.Cleanup(func() {
+		if err := sv.Close(); err == nil {
+			select {
+			case <-sv.Done():
+			case <-time.After(testTimeout):
+				t.Error("server did not finish closing")
+			}
+		}
+	})
+	return sv
+}
+
+// echo is the echo protocol with flow control: whatever arrives goes
+// straight back, and reading pauses while the write queue is not empty.
+func echo(s *ioloop.Stream, _ net.Addr) {
+	var onData func([]byte, error)
+	resume := func() {
+		s.OnDrain(nil)
+		_ = s.ReadSome(onData)
+	}
+	onData = func(p []byte, err error) {
+		if err != nil {
+			s.Close()
+			return
+		}
+		if err := s.Write(p, nil); err != nil {
+			s.Close()
+			return
+		}
+		if s.WriteQueueLen() > 0 {
+			s.OnDrain(resume)
+			return
+		}
+		_ = s.ReadSome(onData)
+	}
+	_ = s.ReadSome(onData)
+}
+
+// dial connects a blocking client, closed when the test ends.
+func dial(t *testing.T, network, addr string) net.Conn {
+	t.Helper()
+	c, err := net.DialTimeout(network, addr, testTimeout)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	_ = c.SetDeadline(time.Now().Add(testTimeout))
+	return c
+}
+
+// readN reads exactly n bytes from c.
+func readN(t *testing.T, c net.Conn, n int) []byte {
+	t.Helper()
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatalf("read %d bytes: %v", n, err)
+	}
+	return buf
+}
+
+// readAll reads until EOF (or an error, returned).
+func readAll(c net.Conn) ([]byte, error) {
+	return io.ReadAll(c)
+}
+
+// streamResult carries what a read callback saw to the test goroutine.
+type streamResult struct {
+	data []byte
+	err  error
+}
+
+// capture returns a read callback that copies its result into ch.
+func capture(ch chan<- streamResult) func([]byte, error) {
+	return func(p []byte, err error) {
+		ch <- streamResult{append([]byte(nil), p...), err}
+	}
+}
+
+// acceptOne serves the first connection with fn, called on the loop.
+func acceptOne(t *testing.T, l *ioloop.IOLoop, fn func(s *ioloop.Stream), opts ...ioloop.ServerOption) net.Conn {
+	t.Helper()
+	sv := serve(t, l, func(s *ioloop.Stream, _ net.Addr) { fn(s) }, opts...)
+	return dial(t, "tcp", sv.Addr().String())
+}
+
+func ctxTimeout(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
