@@ -1,0 +1,98 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"time"
+)
+
+// LoadConfig is one load generator run. The suite passes it as JSON to a
+// child process of its own binary (-loadgen), pinned to the CPU the server
+// does not use; the correctness check and the tests call runLoad in-process.
+type LoadConfig struct {
+	Mode     string        `json:"mode"`  // "echo" or "http"
+	Addr     string        `json:"addr"`  // host:port
+	Conns    int           `json:"conns"` // connections, spread over Workers
+	Size     int           `json:"size"`  // echo message bytes
+	Depth    int           `json:"depth"` // http requests in flight per connection
+	Workers  int           `json:"workers"`
+	Warmup   time.Duration `json:"warmup"`
+	Duration time.Duration `json:"duration"` // timed window; with MaxOps, a time limit
+	// MaxOps > 0 stops each connection after that many operations and makes
+	// the run a check: every operation counts, and not finishing within
+	// Duration is an error.
+	MaxOps int64 `json:"max_ops,omitempty"`
+	// ServerPID > 0: the server's CPU time is sampled at the edges of the
+	// timed window, by the thread that sees the edge first.
+	ServerPID int `json:"server_pid,omitempty"`
+	// Body, if set, is the exact body every HTTP response must carry.
+	Body string `json:"body,omitempty"`
+}
+
+// LoadResult is what one run measured over its timed window.
+type LoadResult struct {
+	Ops        int64   `json:"ops"`
+	Seconds    float64 `json:"seconds"`
+	P50ns      int64   `json:"p50_ns"`
+	P99ns      int64   `json:"p99_ns"`
+	ServerCPU  float64 `json:"server_cpu_s"`  // utime+stime of ServerPID over the window
+	LoadgenCPU float64 `json:"loadgen_cpu_s"` // this process's utime+stime over the window
+	// AllOps counts every operation, priming and warm-up included: a
+	// diagnostic for a window that counted none.
+	AllOps int64  `json:"all_ops"`
+	Err    string `json:"error,omitempty"`
+}
+
+func (c *LoadConfig) validate() error {
+	switch {
+	case c.Mode != "echo" && c.Mode != "http":
+		return fmt.Errorf("loadgen: mode %q, want echo or http", c.Mode)
+	case c.Conns < 1:
+		return fmt.Errorf("loadgen: %d connections", c.Conns)
+	case c.Mode == "echo" && c.Size < 1:
+		return fmt.Errorf("loadgen: echo size %d", c.Size)
+	case c.Duration <= 0:
+		return fmt.Errorf("loadgen: duration %v", c.Duration)
+	}
+	if c.Depth < 1 {
+		c.Depth = 1
+	}
+	if c.Workers < 1 {
+		c.Workers = 1
+	}
+	if c.Workers > c.Conns {
+		c.Workers = c.Conns
+	}
+	return nil
+}
+
+// checkOps is how many operations a MaxOps run completes: each connection
+// stops after the batch that reaches MaxOps (a batch is Depth requests).
+func (c *LoadConfig) checkOps() int64 {
+	depth := int64(max(c.Depth, 1))
+	per := (c.MaxOps + depth - 1) / depth * depth
+	return per * int64(c.Conns)
+}
+
+// loadgenMain is the child process: run, print the result as JSON on stdout.
+// A failed run still prints its result (with Err) so the parent can report
+// what happened; the exit code says whether it failed.
+func loadgenMain(cfgJSON string) int {
+	var cfg LoadConfig
+	if err := json.Unmarshal([]byte(cfgJSON), &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "loadgen: bad config:", err)
+		return 2
+	}
+	res, err := runLoad(cfg)
+	if err != nil {
+		res.Err = err.Error()
+	}
+	if jerr := json.NewEncoder(os.Stdout).Encode(res); jerr != nil {
+		return 2
+	}
+	if err != nil {
+		return 1
+	}
+	return 0
+}

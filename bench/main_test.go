@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"os"
+	"testing"
+)
+
+// TestMain lets the test binary play the suite's child processes, so the
+// tests drive the real runner end to end: "-loadgen JSON" is the load
+// generator (as the bench binary re-executes itself), and
+// BENCH_TEST_ROLE=server makes it a tiny peer server taking the peers'
+// command line (-addr A -mode echo|hello|corrupt-echo).
+func TestMain(m *testing.M) {
+	if len(os.Args) == 3 && os.Args[1] == "-loadgen" {
+		os.Exit(loadgenMain(os.Args[2]))
+	}
+	if os.Getenv("BENCH_TEST_ROLE") == "server" {
+		os.Exit(testPeerServer(os.Args[1:]))
+	}
+	os.Exit(m.Run())
+}
+
+func testPeerServer(args []string) int {
+	var addr, mode string
+	for i := 0; i+1 < len(args); i += 2 {
+		switch args[i] {
+		case "-addr":
+			addr = args[i+1]
+		case "-mode":
+			mode = args[i+1]
+		}
+	}
+	handle := map[string]func(net.Conn){
+		"echo":         echoHandler,
+		"corrupt-echo": corruptingEcho,
+		"hello":        httpHandler("200 OK", helloBody),
+	}[mode]
+	if handle == nil {
+		fmt.Fprintf(os.Stderr, "test server: unknown mode %q\n", mode)
+		return 2
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "test server:", err)
+		return 1
+	}
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return 1
+		}
+		go func() {
+			defer c.Close()
+			handle(c)
+		}()
+	}
+}

@@ -1,0 +1,226 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"encoding/xml"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sampleReport() *Report {
+	run := func(ops float64, cpu float64, lg float64) Run {
+		return Run{Ops: int64(ops), Seconds: 1, OpsPerSec: ops, P50us: 120, P99us: 2500, ServerCPUSec: cpu * ops / 1e6, CPUPerOpUs: cpu, LoadgenCPUPct: lg}
+	}
+	return &Report{
+		Machine: Machine{CPU: "Test CPU <&>", CPUs: 2, Kernel: "Linux 6.1", Go: "go1.26", Pinned: true, Wrk: "wrk 4.1.0"},
+		Options: Options{Count: 3, Duration: time.Second, Warmup: 500 * time.Millisecond},
+		Started: time.Date(2026, 11, 26, 1, 2, 3, 0, time.UTC),
+		Scenarios: []Scenario{
+			{Name: "echo-64", Kind: "echo", Conns: 64, Size: 64},
+			{Name: "http-100", Kind: "http", Conns: 100, Depth: 1, Wrk: true},
+			{Name: "multi-loop", Kind: "echo", Conns: 64, Size: 64, Loops: 2},
+			{Name: "micro", Kind: "micro"},
+		},
+		Peers: []PeerInfo{{Name: "ioloop", Status: "ok"}, {Name: "cepoll", Status: "ok"},
+			{Name: "tornado", Status: "ok"}, {Name: "libevent", Status: "skipped", Reason: "libevent headers missing"}},
+		Cells: []Cell{
+			{Scenario: "echo-64", Peer: "ioloop", Status: "ok", Tool: "loadgen", Median: run(100000, 10, 95), PeakRSSKiB: 8192, LoadgenCores: 1, Saturated: true},
+			{Scenario: "echo-64", Peer: "cepoll", Status: "ok", Tool: "loadgen", Median: run(110000, 9, 97), PeakRSSKiB: 1536, LoadgenCores: 1, Saturated: true},
+			{Scenario: "echo-64", Peer: "tornado", Status: "ok", Tool: "loadgen", Median: run(10000, 300, 20), PeakRSSKiB: 30000, LoadgenCores: 1},
+			{Scenario: "http-100", Peer: "ioloop", Status: "failed", Reason: "correctness check: response \"HTTP/1.1 500 | x\", want 200", Tool: "wrk"},
+			{Scenario: "http-100", Peer: "cepoll", Status: "ok", Tool: "wrk", Median: run(50000, 11, 60), PeakRSSKiB: 1500, LoadgenCores: 1},
+			{Scenario: "multi-loop", Peer: "ioloop", Status: "ok", Tool: "loadgen", Median: run(150000, 12, 150), PeakRSSKiB: 9000, LoadgenCores: 2},
+		},
+		Micro: []MicroResult{
+			{Name: "BenchmarkDispatch/ioloop", Procs: 2, N: 1000, Metrics: map[string]float64{"ns/op": 4669, "B/op": 0, "allocs/op": 0, "events/batch": 64}},
+			{Name: "BenchmarkMillionTimers", Procs: 2, N: 1, Metrics: map[string]float64{"ns/op": 891195299, "B/op": 147015912, "allocs/op": 1000101}},
+		},
+	}
+}
+
+func TestWriteTable(t *testing.T) {
+	var b bytes.Buffer
+	if err := writeTable(&b, sampleReport()); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"Test CPU <&>, 2 CPUs, Linux 6.1, go1.26, 2026-11-26 01:02 UTC",
+		"### echo-64: TCP echo, 64 connections, 64 B ping-pong",
+		// ioloop is its own baseline; cepoll: 110k/100k ops/s, 9/10 CPU/op.
+		"| ioloop | 100.0k | 120 µs | 2.50 ms | 10.00 µs | 8.0 MiB | 95% ⚠ | 1.00 | 1.00 |",
+		"| cepoll | 110.0k | 120 µs | 2.50 ms | 9.00 µs | 1.5 MiB | 97% ⚠ | 1.10 | 0.90 |",
+		"| tornado | 10.0k | 120 µs | 2.50 ms | 300 µs | 29.3 MiB | 20% | 0.10 | 30.00 |",
+		// A failed ioloop is shown, its reason kept inside the cell, and ratios are n/a.
+		`| ioloop | **failed**: correctness check: response "HTTP/1.1 500 \| x", want 200 |`,
+		"| cepoll | 50.0k | 120 µs | 2.50 ms | 11.00 µs | 1.5 MiB | 60% | n/a | n/a |",
+		"timed with wrk 4.1.0 (-t1)",
+		"no ioloop result in this scenario: ratios n/a",
+		"servers run 2 loops on both CPUs and the load generator runs unpinned",
+		"| BenchmarkDispatch/ioloop | 4669 | 0 | 0 | 64 |",
+		"| BenchmarkMillionTimers | 891195299 | 147015912 | 1000101 | |",
+		"- libevent: libevent headers missing",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q\n%s", want, out)
+		}
+	}
+	// Every table row has as many cells as its header.
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "| ") && strings.Contains(line, "server CPU/op") {
+			if n := strings.Count(line, "|"); n != 10 {
+				t.Errorf("header has %d bars: %s", n, line)
+			}
+		}
+	}
+}
+
+func TestWriteTableMicroError(t *testing.T) {
+	r := sampleReport()
+	r.Micro, r.MicroError = nil, "go test -bench: no Go files"
+	var b bytes.Buffer
+	if err := writeTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "Skipped: go test -bench: no Go files") {
+		t.Errorf("micro error not reported:\n%s", b.String())
+	}
+}
+
+func TestWriteSVGWellFormed(t *testing.T) {
+	var b bytes.Buffer
+	if err := writeSVG(&b, sampleReport()); err != nil {
+		t.Fatal(err)
+	}
+	dec := xml.NewDecoder(&b)
+	var groups, rects, breaks int
+	var texts []string
+	var root string
+	for {
+		tok, err := dec.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("SVG does not parse: %v", err)
+		}
+		switch el := tok.(type) {
+		case xml.StartElement:
+			if root == "" {
+				root = el.Name.Local
+				if el.Name.Space != "http://www.w3.org/2000/svg" {
+					t.Errorf("root namespace %q", el.Name.Space)
+				}
+			}
+			switch el.Name.Local {
+			case "g":
+				groups++
+			case "rect":
+				rects++
+			case "path":
+				breaks++
+			}
+		case xml.CharData:
+			if s := strings.TrimSpace(string(el)); s != "" {
+				texts = append(texts, s)
+			}
+		}
+	}
+	if root != "svg" {
+		t.Fatalf("root element %q", root)
+	}
+	// echo-64, http-100, multi-loop and micro.
+	if groups != 4 {
+		t.Errorf("%d groups, want 4", groups)
+	}
+	// Background + 2 bars per ok cell (3 + 1 + 1) + 2 micro bars.
+	if rects != 1+2*5+2 {
+		t.Errorf("%d rects, want %d", rects, 1+2*5+2)
+	}
+	// Tornado's 300 µs is past 4x the cheapest (9 µs): one break mark.
+	if breaks != 1 {
+		t.Errorf("%d break marks, want 1", breaks)
+	}
+	joined := strings.Join(texts, "\n")
+	for _, want := range []string{"Test CPU <&>", "echo-64: TCP echo, 64 connections, 64 B ping-pong", "ioloop", "10.00 µs", "110.0k", "failed: correctness check"} {
+		if !strings.Contains(joined, want) {
+			t.Errorf("SVG text lacks %q", want)
+		}
+	}
+}
+
+func TestWriteJSONRoundTrip(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "r.json")
+	want := sampleReport()
+	if err := writeFile(path, func(f *os.File) error { return writeJSON(f, want) }); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Report
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("JSON does not parse: %v", err)
+	}
+	if len(got.Cells) != len(want.Cells) || got.Cells[1].Median.CPUPerOpUs != 9 || got.Cells[3].Reason != want.Cells[3].Reason {
+		t.Errorf("cells differ after the round trip: %+v", got.Cells)
+	}
+	if got.Options.Duration != time.Second || got.Machine.CPU != want.Machine.CPU || len(got.Micro) != 2 {
+		t.Errorf("options/machine/micro differ: %+v %+v %d", got.Options, got.Machine, len(got.Micro))
+	}
+	// The raw field names are what scripts read.
+	for _, key := range []string{`"server_cpu_per_op_us"`, `"ops_per_sec"`, `"p99_us"`, `"peak_rss_kib"`, `"loadgen_saturated"`} {
+		if !bytes.Contains(b, []byte(key)) {
+			t.Errorf("JSON lacks %s", key)
+		}
+	}
+}
+
+func TestSelectOnly(t *testing.T) {
+	scs, ps, err := selectOnly([]string{"echo-64", "gnet", " ioloop"}, defaultScenarios(), peers())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scs) != 1 || scs[0].Name != "echo-64" || len(ps) != 2 || ps[0].Name != "ioloop" || ps[1].Name != "gnet" {
+		t.Errorf("selected %v / %v", scs, ps)
+	}
+	scs, ps, err = selectOnly([]string{"cepoll"}, defaultScenarios(), peers())
+	if err != nil || len(scs) != len(defaultScenarios()) || len(ps) != 1 {
+		t.Errorf("peer only: %d scenarios, %d peers, %v", len(scs), len(ps), err)
+	}
+	if _, _, err := selectOnly([]string{"echo-65"}, defaultScenarios(), peers()); err == nil || !strings.Contains(err.Error(), `"echo-65"`) {
+		t.Errorf("unknown name: err = %v", err)
+	}
+}
+
+func TestMedianRun(t *testing.T) {
+	m := medianRun([]Run{{OpsPerSec: 3, CPUPerOpUs: 10}, {OpsPerSec: 1, CPUPerOpUs: 30}, {OpsPerSec: 2, CPUPerOpUs: 20}})
+	if m.OpsPerSec != 2 || m.CPUPerOpUs != 20 {
+		t.Errorf("median run %+v", m)
+	}
+}
+
+func TestProgressEstimate(t *testing.T) {
+	var b bytes.Buffer
+	p := newProgress(&b, 4, 10*time.Second)
+	now := p.start
+	p.now = func() time.Time { return now }
+	p.run("echo-64", "cepoll", 1, 3)
+	now = now.Add(20 * time.Second)
+	p.cellDone(Cell{Scenario: "echo-64", Peer: "cepoll", Status: "failed", Reason: "boom"})
+	p.run("echo-64", "gnet", 1, 3)
+	out := b.String()
+	// Before any cell: 4 x 10 s left; after one cell in 20 s: 3 x 20 s.
+	for _, want := range []string{"[1/4 0:00 elapsed, ~0:40 left] echo-64 / cepoll: run 1 of 3",
+		"echo-64 / cepoll: FAILED: boom", "[2/4 0:20 elapsed, ~1:00 left] echo-64 / gnet: run 1 of 3"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("progress lacks %q:\n%s", want, out)
+		}
+	}
+}
