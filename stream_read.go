@@ -185,7 +185,13 @@ func (s *Stream) serveRead() bool {
 		if !s.closing {
 			s.closing, s.closingErr = true, err
 		}
-		n, err = 0, s.rdErr
+		if s.rdCause == err {
+			n, err = 0, s.rdErr
+		} else {
+			// The read side had already ended (EOF read ahead): the limit
+			// is still what failed this read, whenever the EOF arrived.
+			n, err = 0, &StreamClosedError{Cause: err}
+		}
 	}
 	r := &s.read
 	cb := r.cb

@@ -30,6 +30,9 @@ func main() {
 	loops := flag.Int("loops", 1, "event loops, one OS thread each (SO_REUSEPORT listeners)")
 	flag.Parse()
 	log.SetFlags(0)
+	// Catch signals before announcing the address: whoever reads the
+	// "listening on" line may send SIGTERM at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 
 	g, err := ioloop.ListenGroup("tcp", *addr, *loops, serve)
 	if err != nil {
@@ -37,7 +40,6 @@ func main() {
 	}
 	log.Printf("listening on %s", g.Addr())
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	<-ctx.Done()
 	stop()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

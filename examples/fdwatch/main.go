@@ -34,6 +34,9 @@ func main() {
 	tick := flag.Duration("tick", 0, "also print a timerfd tick at this interval (0: off)")
 	flag.Parse()
 	log.SetFlags(0)
+	// Catch signals before announcing the address: whoever reads the
+	// "listening on" line may send SIGTERM at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 
 	var subs subscribers
 	g, err := ioloop.ListenGroup("tcp", *addr, *loops, subs.add)
@@ -57,7 +60,6 @@ func main() {
 	}
 	log.Printf("listening on %s, watching %s", g.Addr(), *dir)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	<-ctx.Done()
 	stop()
 	done := make(chan struct{})

@@ -36,6 +36,9 @@ func main() {
 	timeout := flag.Duration("timeout", 10*time.Second, "close a connection whose request (or next request) stalls this long")
 	flag.Parse()
 	log.SetFlags(0)
+	// Catch signals before announcing the address: whoever reads the
+	// "listening on" line may send SIGTERM at once.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 
 	g, err := ioloop.ListenGroup("tcp", *addr, *loops, serve,
 		ioloop.WithStreamOptions(ioloop.WithReadTimeout(*timeout)))
@@ -44,7 +47,6 @@ func main() {
 	}
 	log.Printf("listening on %s", g.Addr())
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	<-ctx.Done()
 	stop()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

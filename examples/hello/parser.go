@@ -59,10 +59,16 @@ func Status(err error) int {
 // request and the head's length including the blank line that ends it, or
 // ErrIncomplete when buf holds no whole head yet and is still within the
 // limits (a malformed request line is reported as soon as it is complete).
-// It never reads past buf, allocates nothing, and accepts only CRLF line
-// ends.
+// It never looks past buf[:lim.MaxHeadBytes], allocates nothing, and
+// accepts only CRLF line ends.
 func ParseRequest(buf []byte, lim Limits) (Request, int, error) {
 	var req Request
+	if len(buf) > lim.MaxHeadBytes {
+		// A head must end within the limit, so nothing past it can matter:
+		// without this cut a request line ending beyond the limit was
+		// judged (400, 505) instead of being too large (431).
+		buf = buf[:lim.MaxHeadBytes]
+	}
 	eol := bytes.Index(buf, crlf)
 	if eol < 0 {
 		if len(buf) >= lim.MaxHeadBytes {
