@@ -182,6 +182,14 @@ func (l *IOLoop) dispatchBatch(evs []event) {
 // An fd that was closed without RemoveHandler does not wedge its number:
 // when the number is reused, AddHandler for the new file succeeds, and
 // events still queued for the old file are dropped.
+//
+// Call RemoveHandler before closing an fd. epoll watches a file, not a
+// number: if a dup keeps the file open after its registered number is
+// closed, the kernel keeps reporting it under the old number, to the
+// handler while it is registered and, after RemoveHandler, as stale events
+// that the loop drops but cannot silence (Stats.StaleEvents grows, and a
+// readable file keeps the loop awake) until the file is closed. No
+// level-triggered loop (Tornado, libevent, libuv) can do better.
 func (l *IOLoop) AddHandler(fd int, h Handler, events Events) error {
 	if err := checkRegistration("AddHandler", fd, events); err != nil {
 		return err
@@ -204,10 +212,20 @@ func (l *IOLoop) AddHandler(fd int, h Handler, events Events) error {
 	// slot can be stale when its fd was closed without RemoveHandler, and
 	// then EPOLL_CTL_ADD for the file now behind that number succeeds.
 	if err := l.poller.Control(ctlAdd, fd, interest, gen); err != nil {
-		if errors.Is(err, syscall.EEXIST) {
+		if !errors.Is(err, syscall.EEXIST) {
+			return ctlError("AddHandler", fd, err)
+		}
+		if s.handler != nil {
 			return fmt.Errorf("ioloop: AddHandler(fd %d): %w", fd, ErrExists)
 		}
-		return ctlError("AddHandler", fd, err)
+		// The kernel still watches this file under this number, but no
+		// handler owns the watch: the number was closed while a dup kept
+		// the file open (so RemoveHandler could not reach the watch), and
+		// the file came back to the number (dup2). Take the watch over
+		// under the new generation (libevent's ADD-to-MOD fallback).
+		if err := l.poller.Control(ctlMod, fd, interest, gen); err != nil {
+			return ctlError("AddHandler", fd, err)
+		}
 	}
 	if s.handler == nil {
 		l.table.count++

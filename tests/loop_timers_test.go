@@ -160,46 +160,6 @@ func TestPeriodicCallbackRunsAndStops(t *testing.T) {
 	}
 }
 
-func TestPeriodicCallbackOverrunSkipsCyclesAndKeepsGrid(t *testing.T) {
-	l, _ := newTestLoop(t)
-	const period = 10 * time.Millisecond
-	var times []time.Time
-	var start time.Time
-	pc := ioloop.NewPeriodicCallback(l, period, nil)
-	pc = ioloop.NewPeriodicCallback(l, period, func() {
-		times = append(times, l.Time())
-		if len(times) == 1 {
-			time.Sleep(35 * time.Millisecond) // overrun by 3.5 periods
-		}
-		if len(times) == 4 {
-			pc.Stop()
-			l.Stop()
-		}
-	})
-	_ = l.AddCallback(func() { start = l.Time(); pc.Start() })
-	if err := l.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Call k should be on the grid start + m*period. After the overrun the
-	// missed cycles are skipped (no burst of back-to-back calls).
-	var slots []int
-	for _, tm := range times {
-		offset := tm.Sub(start)
-		slots = append(slots, int((offset+period/2)/period))
-	}
-	if slots[0] != 1 {
-		t.Fatalf("first call in slot %d, want 1 (times %v)", slots[0], slots)
-	}
-	if slots[1] < 5 {
-		t.Fatalf("after overrunning to 4.5 periods the next call came in slot %d, want >= 5 (skipped cycles): %v", slots[1], slots)
-	}
-	for i := 2; i < len(slots); i++ {
-		if slots[i] <= slots[i-1] {
-			t.Fatalf("calls not on distinct grid slots: %v", slots)
-		}
-	}
-}
-
 func TestPeriodicCallbackJitterStaysInRange(t *testing.T) {
 	l, _ := newTestLoop(t)
 	var times []time.Time
