@@ -325,7 +325,9 @@ static void on_alarm(int sig) {
 static void test_eintr(void) {
   ioloop_poller *p;
   struct sigaction sa, old;
-  struct itimerval it = {{0, 0}, {0, 20000}};
+  /* A repeating timer: a one-shot one could fire before the wait begins on
+   * a loaded machine (or under valgrind), and the wait would never end. */
+  struct itimerval it = {{0, 20000}, {0, 20000}}, off = {{0, 0}, {0, 0}};
   if (ioloop_open(&p) < 0)
     exit(2);
   memset(&sa, 0, sizeof(sa));
@@ -334,8 +336,9 @@ static void test_eintr(void) {
   setitimer(ITIMER_REAL, &it, NULL);
   /* No timeout: only the signal can end this wait. */
   int rc = ioloop_wait(p, -1);
+  setitimer(ITIMER_REAL, &off, NULL);
   CHECK(rc == 0, "interrupted wait = %d, want 0 (EINTR is a wakeup with no events)", rc);
-  CHECK(alarms == 1, "%d alarms", (int)alarms);
+  CHECK(alarms >= 1, "%d alarms", (int)alarms);
   sigaction(SIGALRM, &old, NULL);
   ioloop_close(p);
 }
