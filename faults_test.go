@@ -566,8 +566,7 @@ func TestFaultRealEINTRFromSignals(t *testing.T) {
 // once writes succeed again, wakeups are prompt.
 func TestFaultWakeFailure(t *testing.T) {
 	r := newFaultRig(t)
-	var failing atomic.Bool
-	failing.Store(true)
+	var failing atomic.Bool // false until the loop runs: start() needs one wakeup
 	r.wake = func() error {
 		if failing.Load() {
 			return syscall.EIO
@@ -579,6 +578,7 @@ func TestFaultWakeFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := r.start()
+	failing.Store(true)
 
 	for round := range 3 {
 		r.sleeping()
