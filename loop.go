@@ -28,6 +28,7 @@ type IOLoop struct {
 	logger        *slog.Logger // immutable after New
 	slowThreshold time.Duration
 	pollTime      bool      // measure time in epoll_wait; immutable
+	keepProcs     bool      // do not raise GOMAXPROCS in Start; immutable
 	epoch         time.Time // monotonic origin of timer deadlines; immutable
 	initErr       error     // why a loop from Instance never opened; immutable
 
@@ -94,6 +95,7 @@ func newLoop(opts []Option) *IOLoop {
 		logger:        o.logger,
 		slowThreshold: o.slowThreshold,
 		pollTime:      o.pollTime,
+		keepProcs:     o.keepProcs,
 		epoch:         time.Now(),
 	}
 }
@@ -214,8 +216,11 @@ func (l *IOLoop) start(onStart func()) error {
 		runningLoops.byTID = make(map[int64]*IOLoop)
 	}
 	runningLoops.byTID[tid] = l
-	runningLoops.count.Add(1)
+	loops := runningLoops.count.Add(1)
 	runningLoops.Unlock()
+	if !l.keepProcs {
+		l.reserveProcs(int(loops))
+	}
 
 	err := l.run()
 
@@ -242,6 +247,20 @@ func (l *IOLoop) start(onStart func()) error {
 	close(done)
 	return err
 }
+
+// reserveProcs raises GOMAXPROCS to loops+1 when it is lower; see Start.
+func (l *IOLoop) reserveProcs(loops int) {
+	procsMu.Lock()
+	defer procsMu.Unlock()
+	if n := runtime.GOMAXPROCS(0); n <= loops {
+		runtime.GOMAXPROCS(loops + 1)
+		l.logger.Info("ioloop: raised GOMAXPROCS so that a P stays free while loops wait in epoll_wait",
+			"from", n, "to", loops+1, "running_loops", loops)
+	}
+}
+
+// procsMu serializes reserveProcs across loops starting at once.
+var procsMu sync.Mutex
 
 // run is the loop proper, after Tornado 4.5's PollIOLoop.start: run the
 // callbacks queued before this iteration, then every timer that is due,

@@ -12,6 +12,7 @@ type options struct {
 	logger        *slog.Logger
 	slowThreshold time.Duration
 	pollTime      bool
+	keepProcs     bool
 }
 
 // WithLogger sets where the loop reports recovered panics, slow callbacks
@@ -43,4 +44,11 @@ func WithSlowCallbackThreshold(d time.Duration) Option {
 // is off by default.
 func WithPollTimeMetrics() Option {
 	return func(o *options) { o.pollTime = true }
+}
+
+// WithGOMAXPROCSUnchanged stops Start from raising GOMAXPROCS (see Start).
+// Use it when the process's GOMAXPROCS is set on purpose and one loop
+// holding the only P while it runs is what you want.
+func WithGOMAXPROCSUnchanged() Option {
+	return func(o *options) { o.keepProcs = true }
 }
