@@ -11,7 +11,6 @@ import (
 	"math/rand"
 	"net"
 	"os"
-	"os/exec"
 	"runtime"
 	"strconv"
 	"strings"
@@ -36,41 +35,7 @@ import (
 // descriptors free up.
 func TestEMFILEAcceptDoesNotSpin(t *testing.T) {
 	checkNoLeaks(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServerSurvivesEMFILE$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "IOLOOP_EMFILE_CHILD=1")
-	var logs logBuffer
-	cmd.Stderr = &logs
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	defer func() {
-		_ = stdin.Close()
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("child: %v\n%s", err, logs.String())
-			}
-		case <-time.After(testTimeout):
-			_ = cmd.Process.Kill()
-			t.Error("child did not exit")
-		}
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	go func() { exited <- cmd.Wait() }()
-	if err != nil {
-		t.Fatalf("child address: %v\n%s", err, logs.String())
-	}
-	addr := strings.TrimSpace(line)
-	pid := cmd.Process.Pid
+	addr, pid, logs := startEMFILEChild(t)
 
 	const clients = 30
 	served := make(chan int, clients)

@@ -374,40 +374,7 @@ func TestServerSurvivesEMFILE(t *testing.T) {
 		return
 	}
 	checkNoLeaks(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestServerSurvivesEMFILE$", "-test.count=1")
-	cmd.Env = append(os.Environ(), "IOLOOP_EMFILE_CHILD=1")
-	var logs logBuffer
-	cmd.Stderr = &logs
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	defer func() {
-		_ = stdin.Close()
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("child: %v\n%s", err, logs.String())
-			}
-		case <-time.After(testTimeout):
-			_ = cmd.Process.Kill()
-			t.Error("child did not exit")
-		}
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	go func() { exited <- cmd.Wait() }()
-	if err != nil {
-		t.Fatalf("child address: %v\n%s", err, logs.String())
-	}
-	addr := strings.TrimSpace(line)
+	addr, _, logs := startEMFILEChild(t)
 
 	const clients = 30
 	served := make(chan int, clients)
@@ -486,4 +453,46 @@ func emfileChild() {
 		os.Exit(2)
 	}
 	os.Exit(0)
+}
+
+// startEMFILEChild re-executes the test binary as the EMFILE child (see
+// emfileChild) and returns the address it serves and its pid. The child
+// exits when the test ends (its stdin closes); a child that fails or does
+// not exit fails the test. logs is the child's stderr.
+func startEMFILEChild(t *testing.T) (addr string, pid int, logs *logBuffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServerSurvivesEMFILE$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "IOLOOP_EMFILE_CHILD=1")
+	logs = &logBuffer{}
+	cmd.Stderr = logs
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	t.Cleanup(func() {
+		_ = stdin.Close()
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("child: %v\n%s", err, logs.String())
+			}
+		case <-time.After(testTimeout):
+			_ = cmd.Process.Kill()
+			t.Error("child did not exit")
+		}
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	go func() { exited <- cmd.Wait() }()
+	if err != nil {
+		t.Fatalf("child address: %v\n%s", err, logs.String())
+	}
+	return strings.TrimSpace(line), cmd.Process.Pid, logs
 }
