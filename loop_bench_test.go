@@ -13,6 +13,7 @@ package ioloop
 
 import (
 	"fmt"
+	"log/slog"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -22,6 +23,24 @@ import (
 	"github.com/ioloop-go/ioloop/internal/cpingpong"
 	"golang.org/x/sys/unix"
 )
+
+// newBenchLoop returns a loop for a benchmark, closed at its end. Start
+// may raise GOMAXPROCS (see Start); it is put back afterwards so the
+// testing package does not complain, and the loop logs nowhere, so that
+// nothing interleaves with the benchmark's result lines.
+func newBenchLoop(b *testing.B) *IOLoop {
+	b.Helper()
+	procs := runtime.GOMAXPROCS(0)
+	l, err := New(WithLogger(slog.New(slog.DiscardHandler)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = l.Close(false)
+		runtime.GOMAXPROCS(procs)
+	})
+	return l
+}
 
 // newPingPong makes npairs non-blocking socketpairs with one byte in
 // flight in each, as [a0, b0, a1, b1, ...].
@@ -115,11 +134,7 @@ func BenchmarkDispatch(b *testing.B) {
 }
 
 func benchDispatch(b *testing.B, pairs int, shape string) {
-	l, err := New()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer l.Close(false)
+	l := newBenchLoop(b)
 	ep := l.poller.(*epollPoller)
 	switch shape {
 	case "ioloop-callback-per-event":
@@ -148,8 +163,7 @@ func benchDispatch(b *testing.B, pairs int, shape string) {
 // BenchmarkAddCallback: queue and run one callback.
 func BenchmarkAddCallback(b *testing.B) {
 	b.Run("from-loop", func(b *testing.B) {
-		l, _ := New()
-		defer l.Close(false)
+		l := newBenchLoop(b)
 		ran := 0
 		fn := func() { ran++ }
 		b.ReportAllocs()
@@ -166,8 +180,7 @@ func BenchmarkAddCallback(b *testing.B) {
 		}
 	})
 	b.Run("from-goroutines", func(b *testing.B) {
-		l, _ := New()
-		defer l.Close(false)
+		l := newBenchLoop(b)
 		var ran atomic.Int64
 		fn := func() { ran.Add(1) }
 		done := make(chan error)
@@ -196,8 +209,7 @@ func BenchmarkAddCallback(b *testing.B) {
 
 // BenchmarkCallLater: schedule a due timer and fire it.
 func BenchmarkCallLater(b *testing.B) {
-	l, _ := New()
-	defer l.Close(false)
+	l := newBenchLoop(b)
 	fired := 0
 	fn := func() { fired++ }
 	b.ReportAllocs()
@@ -220,7 +232,7 @@ func BenchmarkMillionTimers(b *testing.B) {
 	const n = 1_000_000
 	b.ReportAllocs()
 	for range b.N {
-		l, _ := New()
+		l, _ := New(WithLogger(slog.New(slog.DiscardHandler)), WithGOMAXPROCSUnchanged())
 		fired := 0
 		fn := func() { fired++ }
 		_ = l.AddCallback(func() {
@@ -240,8 +252,7 @@ func BenchmarkMillionTimers(b *testing.B) {
 
 // BenchmarkAddRemoveHandler: register and unregister an fd (two epoll_ctl).
 func BenchmarkAddRemoveHandler(b *testing.B) {
-	l, _ := New()
-	defer l.Close(false)
+	l := newBenchLoop(b)
 	fd, _ := unix.Eventfd(0, unix.EFD_NONBLOCK|unix.EFD_CLOEXEC)
 	defer unix.Close(fd)
 	h := HandlerFunc(func(int, Events) {})
@@ -276,7 +287,7 @@ func BenchmarkMemoryPerFD(b *testing.B) {
 	h := HandlerFunc(func(int, Events) {})
 	var perFD float64
 	for b.Loop() {
-		l, _ := New()
+		l, _ := New(WithGOMAXPROCSUnchanged())
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
