@@ -374,7 +374,7 @@ func TestServerSurvivesEMFILE(t *testing.T) {
 		return
 	}
 	checkNoLeaks(t)
-	addr, _, logs := startEMFILEChild(t)
+	addr, pid, logs := startEMFILEChild(t)
 
 	const clients = 30
 	served := make(chan int, clients)
@@ -400,9 +400,19 @@ func TestServerSurvivesEMFILE(t *testing.T) {
 	}
 	const warn = "pausing accepts"
 	waitFor(t, "the server to run out of descriptors", func() bool { return strings.Contains(logs.String(), warn) })
-	// While starved, the server retries on a back-off timer; it must not
-	// log each retry.
-	time.Sleep(150 * time.Millisecond)
+	// While starved, the server retries on a back-off timer: it must not
+	// busy-loop on accept (its CPU time over the first second, when the
+	// retries are densest, is a behaviour bound: a spinning accept takes a
+	// whole core), and it must not log each retry.
+	cpu0, t0 := procCPU(t, pid), time.Now()
+	time.Sleep(time.Second)
+	cpu1, t1 := procCPU(t, pid), time.Now()
+	share := (cpu1 - cpu0).Seconds() / t1.Sub(t0).Seconds()
+	t.Logf("EMFILE: %d of %d clients served, the rest waiting; server CPU %v over %v (%.1f%% of one core)",
+		len(served), clients, cpu1-cpu0, t1.Sub(t0).Round(time.Millisecond), 100*share)
+	if share >= emfileMaxCPU {
+		t.Fatalf("server used %.1f%% of a core while pinned at EMFILE; want < %.0f%% (accept is spinning)", 100*share, 100*emfileMaxCPU)
+	}
 	if n := strings.Count(logs.String(), warn); n != 1 {
 		t.Fatalf("%q logged %d times while starved; want once\n%s", warn, n, logs.String())
 	}
