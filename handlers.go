@@ -145,6 +145,7 @@ func (l *IOLoop) dispatchBatch(evs []event) {
 	if l.sleeping.Load() {
 		l.sleeping.Store(false)
 	}
+	l.batchTimed = false
 	dispatched, stale := 0, 0
 	for i := range evs {
 		ev := &evs[i]

@@ -113,7 +113,7 @@ func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error
 	}
 	s.parked = false
 	if d := s.cfg.readTimeout; d > 0 && !s.closed {
-		s.rdeadline = time.Now().Add(d)
+		s.rdeadline = s.loop.batchNow().Add(d)
 		if s.rtimer == nil {
 			if s.rtimerFn == nil {
 				s.rtimerFn = s.onReadTimer
