@@ -84,6 +84,29 @@ static long peer_hello(const char *in, size_t n, struct peer_buf *out) {
   return (long)done;
 }
 
+/* peer_hello_input serves n freshly read bytes of one connection: it joins
+ * them to the connection's unparsed tail in *pending (copying only when a
+ * head was split across reads), appends the responses to out (which it
+ * empties first) and keeps the new tail. Returns 0, or -1 to close. */
+static int peer_hello_input(struct peer_buf *pending, const char *rbuf, size_t n, struct peer_buf *out) {
+  const char *in = rbuf;
+  size_t len = n;
+  if (pending->len > pending->off) { /* a head split across reads */
+    if (peer_buf_append(pending, rbuf, len) < 0) return -1;
+    in = pending->p + pending->off;
+    len = pending->len - pending->off;
+  }
+  out->off = out->len = 0;
+  long used = peer_hello(in, len, out);
+  if (used < 0) return -1;
+  if (in == rbuf) {
+    if ((size_t)used < len && peer_buf_append(pending, rbuf + used, len - (size_t)used) < 0) return -1;
+  } else {
+    pending->off += (size_t)used;
+  }
+  return 0;
+}
+
 static void peer_usage(const char *prog) {
   fprintf(stderr, "usage: %s [-addr host:port] [-mode echo|hello]\n", prog);
   exit(2);

@@ -12,10 +12,6 @@ import (
 	"github.com/ioloop-go/ioloop/bench/peers/internal/minihttp"
 )
 
-// helloConn holds what evio does not keep for us: the unparsed tail of the
-// input (evio's in is the loop's shared buffer) and the response buffer.
-type helloConn struct{ in, out []byte }
-
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8888", "listen address host:port")
 	mode := flag.String("mode", "echo", "echo or hello")
@@ -30,20 +26,14 @@ func main() {
 	case "echo":
 		ev.Data = func(c evio.Conn, in []byte) ([]byte, evio.Action) { return in, evio.None }
 	case "hello":
+		// evio's in is the loop's shared buffer: minihttp.Conn keeps the
+		// unparsed tail between reads.
 		ev.Opened = func(c evio.Conn) ([]byte, evio.Options, evio.Action) {
-			c.SetContext(&helloConn{})
+			c.SetContext(&minihttp.Conn{})
 			return nil, evio.Options{}, evio.None
 		}
 		ev.Data = func(c evio.Conn, in []byte) ([]byte, evio.Action) {
-			hc := c.Context().(*helloConn)
-			buf := in
-			if len(hc.in) > 0 {
-				hc.in = append(hc.in, in...)
-				buf = hc.in
-			}
-			out, used, err := minihttp.Serve(hc.out[:0], buf)
-			hc.out = out
-			hc.in = append(hc.in[:0], buf[used:]...)
+			out, err := c.Context().(*minihttp.Conn).Feed(in)
 			if err != nil {
 				return out, evio.Close
 			}

@@ -53,21 +53,7 @@ static int handle_read(struct conn *c) {
   if (n < 0) return (errno == EAGAIN || errno == EINTR) ? 0 : -1;
   if (mode == PEER_ECHO) return send_or_queue(c, rbuf, (size_t)n);
 
-  const char *in = rbuf;
-  size_t len = (size_t)n;
-  if (c->in.len > c->in.off) { /* a head split across reads */
-    if (peer_buf_append(&c->in, rbuf, len) < 0) return -1;
-    in = c->in.p + c->in.off;
-    len = c->in.len - c->in.off;
-  }
-  scratch.off = scratch.len = 0;
-  long used = peer_hello(in, len, &scratch);
-  if (used < 0) return -1;
-  if (in == rbuf) {
-    if ((size_t)used < len && peer_buf_append(&c->in, rbuf + used, len - (size_t)used) < 0) return -1;
-  } else {
-    c->in.off += (size_t)used;
-  }
+  if (peer_hello_input(&c->in, rbuf, (size_t)n, &scratch) < 0) return -1;
   return scratch.len ? send_or_queue(c, scratch.p, scratch.len) : 0;
 }
 

@@ -13,10 +13,6 @@ import (
 	"github.com/ioloop-go/ioloop/bench/peers/internal/minihttp"
 )
 
-// helloConn holds the unparsed tail of the input (OnData's buffer is the
-// poller's, reused after the call) and the response buffer.
-type helloConn struct{ in, out []byte }
-
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8888", "listen address host:port")
 	mode := flag.String("mode", "echo", "echo or hello")
@@ -30,17 +26,11 @@ func main() {
 			}
 		})
 	case "hello":
-		engine.OnOpen(func(c *nbio.Conn) { c.SetSession(&helloConn{}) })
+		// OnData's buffer is the poller's, reused after the call:
+		// minihttp.Conn keeps the unparsed tail between reads.
+		engine.OnOpen(func(c *nbio.Conn) { c.SetSession(&minihttp.Conn{}) })
 		engine.OnData(func(c *nbio.Conn, data []byte) {
-			hc := c.Session().(*helloConn)
-			buf := data
-			if len(hc.in) > 0 {
-				hc.in = append(hc.in, data...)
-				buf = hc.in
-			}
-			out, used, err := minihttp.Serve(hc.out[:0], buf)
-			hc.out = out
-			hc.in = append(hc.in[:0], buf[used:]...)
+			out, err := c.Session().(*minihttp.Conn).Feed(data)
 			if len(out) > 0 {
 				if _, werr := c.Write(out); werr != nil {
 					err = werr

@@ -44,3 +44,23 @@ func Serve(out, in []byte) ([]byte, int, error) {
 	}
 	return out, done, nil
 }
+
+// Conn is the per-connection state of a peer whose event loop hands over
+// each read in a buffer it reuses (evio, nbio): the unparsed tail of the
+// input and the response buffer, both kept between reads.
+type Conn struct{ in, out []byte }
+
+// Feed serves the complete request heads of what was buffered plus data,
+// keeps the unterminated tail, and returns the responses to send (valid
+// until the next Feed); an error means the caller closes the connection.
+func (c *Conn) Feed(data []byte) ([]byte, error) {
+	buf := data
+	if len(c.in) > 0 {
+		c.in = append(c.in, data...)
+		buf = c.in
+	}
+	out, used, err := Serve(c.out[:0], buf)
+	c.out = out
+	c.in = append(c.in[:0], buf[used:]...)
+	return out, err
+}
