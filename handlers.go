@@ -106,14 +106,14 @@ func (t *handlerTable) slot(fd int, grow bool) *handlerSlot {
 	return &t.slots[fd]
 }
 
-// nextGen returns the generation for a new registration of s. Zero is the
-// waker's tag, so it is skipped when the counter wraps.
+// nextGen returns the generation for the next registration of s, without
+// taking it. Zero is the waker's tag, so it is skipped when the counter
+// wraps.
 func (s *handlerSlot) nextGen() uint32 {
-	s.gen++
-	if s.gen == 0 {
-		s.gen = 1
+	if s.gen == ^uint32(0) {
+		return 1
 	}
-	return s.gen
+	return s.gen + 1
 }
 
 // checkRegistration validates AddHandler/UpdateHandler arguments before any
@@ -205,10 +205,7 @@ func (l *IOLoop) AddHandler(fd int, h Handler, events Events) error {
 		return fmt.Errorf("ioloop: AddHandler(fd %d): %w", fd, l.errClosed())
 	}
 	s := l.table.slot(fd, true)
-	gen := s.gen + 1
-	if gen == 0 {
-		gen = 1
-	}
+	gen := s.nextGen()
 	// The kernel, not the table, decides whether fd is already watched: a
 	// slot can be stale when its fd was closed without RemoveHandler, and
 	// then EPOLL_CTL_ADD for the file now behind that number succeeds.
@@ -261,8 +258,8 @@ func (l *IOLoop) UpdateHandler(fd int, events Events) error {
 		// another one holds the number: watch that one, under a new
 		// generation so nothing queued for the old file leaks through
 		// (libevent's MOD-to-ADD fallback).
-		gen := s.nextGen()
-		if err = l.poller.Control(ctlAdd, fd, interest, gen); err == nil {
+		s.gen = s.nextGen()
+		if err = l.poller.Control(ctlAdd, fd, interest, s.gen); err == nil {
 			s.events = interest
 			return nil
 		}
