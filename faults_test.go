@@ -531,11 +531,10 @@ func TestFaultRealEINTRFromSignals(t *testing.T) {
 	if err := r.l.AddHandler(p.r, p.handler(t), Read); err != nil {
 		t.Fatal(err)
 	}
+	tids := make(chan int, 1)
+	r.l.AddCallback(func() { tids <- syscall.Gettid() })
 	r.start()
-	tid := int(r.l.tid.Load())
-	if tid == 0 {
-		t.Fatal("no loop thread")
-	}
+	tid := <-tids // the loop's locked OS thread
 	const want = 200
 	deadline := time.Now().Add(faultWait)
 	sent := 0

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ioloop-go/ioloop/internal/goid"
 )
 
 // IOLoop is a level-triggered I/O event loop in the manner of Tornado's
@@ -68,8 +70,8 @@ type IOLoop struct {
 	// sleeper: a thousand AddCallbacks cost one write.
 	sleeping    atomic.Bool
 	wakePending atomic.Bool
-	stopping    atomic.Bool  // Stop was called; cleared when Start returns
-	tid         atomic.Int64 // OS thread of the running loop, 0 when not running
+	stopping    atomic.Bool    // Stop was called; cleared when Start returns
+	owner       atomic.Uintptr // goid.Current() of the goroutine running Start, 0 when not running
 
 	stats loopStats
 }
@@ -124,21 +126,24 @@ func Instance() *IOLoop {
 	return instance.loop
 }
 
-// runningLoops maps the OS thread of each running loop to the loop, for
-// Current. Few loops run at once, and Current is off the hot path.
+// runningLoops maps each goroutine running a loop to the innermost loop it
+// runs, for Current. Loops nest: a callback of loop A may run B.RunSync on
+// the same goroutine, and when B returns, A is current again. Few loops run
+// at once, and Current is off the hot path.
 var runningLoops struct {
 	sync.Mutex
-	count atomic.Int32
-	byTID map[int64]*IOLoop
+	count   atomic.Int32
+	byOwner map[uintptr]*IOLoop
 }
 
 // Current returns the loop whose handler, callback or timer is running on
-// the calling goroutine, or Instance() when there is none.
+// the calling goroutine (the innermost one when loops nest), or Instance()
+// when there is none.
 func Current() *IOLoop {
 	if runningLoops.count.Load() > 0 {
-		tid := gettid()
+		g := goid.Current()
 		runningLoops.Lock()
-		l := runningLoops.byTID[tid]
+		l := runningLoops.byOwner[g]
 		runningLoops.Unlock()
 		if l != nil {
 			return l
@@ -147,11 +152,36 @@ func Current() *IOLoop {
 	return Instance()
 }
 
+// enterRunning records that the calling goroutine now runs l, and returns
+// the loop it ran before (nil if none), for leaveRunning.
+func enterRunning(l *IOLoop, g uintptr) (outer *IOLoop, loops int) {
+	runningLoops.Lock()
+	defer runningLoops.Unlock()
+	if runningLoops.byOwner == nil {
+		runningLoops.byOwner = make(map[uintptr]*IOLoop)
+	}
+	outer = runningLoops.byOwner[g]
+	runningLoops.byOwner[g] = l
+	return outer, int(runningLoops.count.Add(1))
+}
+
+// leaveRunning undoes enterRunning: the outer loop, if any, is current again.
+func leaveRunning(g uintptr, outer *IOLoop) {
+	runningLoops.Lock()
+	defer runningLoops.Unlock()
+	if outer != nil {
+		runningLoops.byOwner[g] = outer
+	} else {
+		delete(runningLoops.byOwner, g)
+	}
+	runningLoops.count.Add(-1)
+}
+
 // InLoop reports whether the caller runs on l's loop goroutine (inside one
-// of its handlers, callbacks or timers).
+// of its handlers, callbacks or timers). It costs a few nanoseconds.
 func (l *IOLoop) InLoop() bool {
-	tid := l.tid.Load()
-	return tid != 0 && tid == gettid()
+	owner := l.owner.Load()
+	return owner != 0 && owner == goid.Current()
 }
 
 // Logger returns the logger the loop reports to (see WithLogger).
@@ -224,26 +254,17 @@ func (l *IOLoop) start(onStart func()) error {
 	l.mu.Unlock()
 
 	runtime.LockOSThread()
-	tid := gettid()
-	l.tid.Store(tid)
-	runningLoops.Lock()
-	if runningLoops.byTID == nil {
-		runningLoops.byTID = make(map[int64]*IOLoop)
-	}
-	runningLoops.byTID[tid] = l
-	loops := runningLoops.count.Add(1)
-	runningLoops.Unlock()
+	g := goid.Current()
+	l.owner.Store(g)
+	outer, loops := enterRunning(l, g)
 	if !l.keepProcs {
-		l.reserveProcs(int(loops))
+		l.reserveProcs(loops)
 	}
 
 	err := l.run()
 
-	runningLoops.Lock()
-	delete(runningLoops.byTID, tid)
-	runningLoops.count.Add(-1)
-	runningLoops.Unlock()
-	l.tid.Store(0)
+	leaveRunning(g, outer)
+	l.owner.Store(0)
 	runtime.UnlockOSThread()
 
 	l.mu.Lock()

@@ -317,6 +317,36 @@ func TestCurrentIsTheRunningLoop(t *testing.T) {
 	}
 }
 
+// Loops nest on one goroutine (Tornado tests this): a callback of A runs
+// B.RunSync. Inside B, B is current; once B returns, A is current again, in
+// that callback and in every later one.
+func TestCurrentAfterANestedLoopReturns(t *testing.T) {
+	a, _ := newTestLoop(t)
+	b, _ := newTestLoop(t)
+	stop := startLoop(t, a)
+	defer stop()
+	var inB, afterB, later *ioloop.IOLoop
+	var aInLoopDuringB bool
+	onLoop(t, a, func() {
+		err := b.RunSync(context.Background(), func(done func(error)) {
+			inB, aInLoopDuringB = ioloop.Current(), a.InLoop()
+			done(nil)
+		})
+		if err != nil {
+			t.Errorf("nested RunSync: %v", err)
+		}
+		afterB = ioloop.Current()
+	})
+	onLoop(t, a, func() { later = ioloop.Current() })
+	if inB != b || afterB != a || later != a {
+		t.Fatalf("Current(): inside B %p (want B %p), after B %p and later %p (want A %p)", inB, b, afterB, later, a)
+	}
+	if !aInLoopDuringB || b.InLoop() {
+		t.Fatalf("A.InLoop() inside B = %v (want true: B runs inside A's callback), B.InLoop() after = %v",
+			aInLoopDuringB, b.InLoop())
+	}
+}
+
 func TestInstanceIsOneLoop(t *testing.T) {
 	var wg sync.WaitGroup
 	got := make([]*ioloop.IOLoop, 8)
