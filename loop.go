@@ -49,7 +49,6 @@ type IOLoop struct {
 	timerSeq   uint64        // under mu: ties between equal deadlines run FIFO
 	running    bool          // under mu: Start is between its checks and its return
 	closed     bool          // under mu: Close was called (or New failed)
-	closeErr   error         // under mu: why the loop is closed when it never opened
 	closeAll   bool          // under mu: Close(true): close registered fds on release
 	done       chan struct{} // under mu: closed when the current Start returns
 	startedAt  time.Time     // under mu: when the current Start began running
