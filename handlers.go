@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // Events is a set of I/O conditions. The values are exactly the epoll
@@ -76,46 +78,6 @@ type event struct {
 	events uint32
 }
 
-// handlerSlot is one entry of the fd-indexed table: 24 bytes per fd number,
-// the same idea as libuv's watchers[fd].
-type handlerSlot struct {
-	handler Handler // nil when the fd is not registered
-	events  Events  // what the handler asked for (without Error)
-	gen     uint32  // bumped on every registration of this fd number; never 0
-}
-
-// handlerTable maps fd numbers to handlers. It is guarded by IOLoop.regMu:
-// registrations may come from any goroutine while the loop dispatches.
-type handlerTable struct {
-	slots []handlerSlot
-	count int // registered fds
-}
-
-// slot returns the slot of fd, growing the table when grow is set.
-func (t *handlerTable) slot(fd int, grow bool) *handlerSlot {
-	if fd < len(t.slots) {
-		return &t.slots[fd]
-	}
-	if !grow {
-		return nil
-	}
-	n := max(2*len(t.slots), fd+1, 64)
-	slots := make([]handlerSlot, n)
-	copy(slots, t.slots)
-	t.slots = slots
-	return &t.slots[fd]
-}
-
-// nextGen returns the generation for the next registration of s, without
-// taking it. Zero is the waker's tag, so it is skipped when the counter
-// wraps.
-func (s *handlerSlot) nextGen() uint32 {
-	if s.gen == ^uint32(0) {
-		return 1
-	}
-	return s.gen + 1
-}
-
 // checkRegistration validates AddHandler/UpdateHandler arguments before any
 // syscall, so bad input never reaches the kernel.
 func checkRegistration(op string, fd int, events Events) error {
@@ -133,11 +95,18 @@ func checkRegistration(op string, fd int, events Events) error {
 // once per batch, from the C core through the exported trampoline in
 // loop_cgo.go (or directly by a test poller).
 //
-// Each event is checked against the table under regMu just before its
-// handler runs, so a handler removed (or replaced) by an earlier handler
-// of the same batch, or from another goroutine, never sees it: the
-// generation in the event must match the slot's (golang/go#59545 is the
-// runtime's version of this bug).
+// Each event is checked against its slot just before the handler runs: the
+// generation in the event must be the slot's, and the registration live,
+// so a handler removed or replaced by an earlier handler of the same batch
+// never sees it, nor does a later owner of a reused fd number
+// (golang/go#59545 is the runtime's version of this bug). The check takes
+// no lock. Registrations changed from other goroutines are ordered with it
+// by l.dispatching, a Dekker-style handshake: the loop publishes the
+// registration it is about to serve and then reads the slot; a writer on
+// another goroutine changes the slot and then waits while the loop still
+// serves the registration it changed (see waitDispatchPast). One of the
+// two always sees the other, so once RemoveHandler returns on any
+// goroutine, its handler is neither running nor about to run.
 func (l *IOLoop) dispatchBatch(evs []event) {
 	// The batch runs inside Poll, but the loop is awake now: producers need
 	// not write the eventfd, since the loop looks at its queues before it
@@ -150,30 +119,88 @@ func (l *IOLoop) dispatchBatch(evs []event) {
 	for i := range evs {
 		ev := &evs[i]
 		fd := int(ev.fd)
-		l.regMu.Lock()
-		s := l.table.slot(fd, false)
-		if s == nil || s.handler == nil || s.gen != ev.gen {
-			l.regMu.Unlock()
+		l.dispatching.Store(eventTag(fd, ev.gen)) // before the slot is read
+		s := l.table.lookup(fd)
+		if s == nil {
 			stale++
 			continue
 		}
-		h := s.handler
-		ready := Events(ev.events) & (s.events | Error)
-		l.regMu.Unlock()
+		st := s.state.Load()
+		if !slotIsLive(st) || slotGen(st) != ev.gen {
+			stale++
+			continue
+		}
+		ready := Events(ev.events) & (slotEvents(st) | Error)
 		if ready == None {
 			continue
 		}
 		dispatched++
-		l.runHandler(h, fd, ready)
+		l.runHandler(s.handler, fd, ready)
 	}
+	l.dispatching.Store(0)
 	l.stats.events.Add(uint64(dispatched))
 	if stale > 0 {
 		l.stats.stale.Add(uint64(stale))
 	}
 }
 
+// waitDispatchPast returns once the loop no longer serves the registration
+// tag, after the caller changed that registration's slot: from then on,
+// every dispatch reads the new slot. On the loop goroutine it returns at
+// once: the loop serves nothing concurrently with its own handlers, so a
+// handler can remove any registration, including its own, without
+// deadlock. Elsewhere it waits for the handler now running for tag, if
+// any, to return; handlers are short by contract, so it yields first and
+// sleeps only after that.
+func (l *IOLoop) waitDispatchPast(tag uint64) {
+	if l.dispatching.Load() != tag || l.InLoop() {
+		return
+	}
+	for i := 0; l.dispatching.Load() == tag; i++ {
+		backoff(i)
+	}
+}
+
+// backoff waits a little, longer as attempt grows: yield first, then sleep
+// up to a millisecond.
+func backoff(attempt int) {
+	if attempt < 64 {
+		runtime.Gosched()
+		return
+	}
+	time.Sleep(min(time.Duration(attempt-63)*10*time.Microsecond, time.Millisecond))
+}
+
+// lockSlot takes regMu and returns fd's slot (created when grow is set;
+// nil if absent otherwise) and its state. Off the loop it first waits for
+// another writer that is retiring the slot's registration (slotBusy) to
+// finish; on the loop it cannot wait (that writer waits for the loop), and
+// the busy slot counts as free: its registration has already ended.
+func (l *IOLoop) lockSlot(fd int, grow bool) (*handlerSlot, uint64) {
+	for i := 0; ; i++ {
+		l.regMu.Lock()
+		if l.regClosed {
+			return nil, 0
+		}
+		var s *handlerSlot
+		if grow {
+			s = l.table.slotFor(fd)
+		} else if s = l.table.lookup(fd); s == nil {
+			return nil, 0
+		}
+		st := s.state.Load()
+		if st&slotBusy == 0 || l.InLoop() {
+			return s, st
+		}
+		l.regMu.Unlock()
+		backoff(i)
+	}
+}
+
 // AddHandler registers h for events on fd. events is a combination of Read
-// and Write (Error is always reported and may be included or not).
+// and Write (Error is always reported and may be included or not). It is
+// safe from any goroutine; the handler may be called as soon as it
+// returns, on the loop goroutine.
 //
 // Errors: ErrExists if fd already has a handler; an error wrapping EBADF
 // for a negative or closed fd, EINVAL for a nil handler or unknown event
@@ -182,7 +209,8 @@ func (l *IOLoop) dispatchBatch(evs []event) {
 //
 // An fd that was closed without RemoveHandler does not wedge its number:
 // when the number is reused, AddHandler for the new file succeeds, and
-// events still queued for the old file are dropped.
+// events still queued for the old file are dropped. The old registration
+// ends then, as if removed (see RemoveHandler for what that guarantees).
 //
 // Call RemoveHandler before closing an fd. epoll watches a file, not a
 // number: if a dup keeps the file open after its registered number is
@@ -199,13 +227,12 @@ func (l *IOLoop) AddHandler(fd int, h Handler, events Events) error {
 		return fmt.Errorf("ioloop: AddHandler(fd %d): nil handler: %w", fd, syscall.EINVAL)
 	}
 	interest := events &^ Error
-	l.regMu.Lock()
+	s, old := l.lockSlot(fd, true)
 	defer l.regMu.Unlock()
-	if l.regClosed {
+	if s == nil {
 		return fmt.Errorf("ioloop: AddHandler(fd %d): %w", fd, l.errClosed())
 	}
-	s := l.table.slot(fd, true)
-	gen := s.nextGen()
+	gen := nextGen(slotGen(old))
 	// The kernel, not the table, decides whether fd is already watched: a
 	// slot can be stale when its fd was closed without RemoveHandler, and
 	// then EPOLL_CTL_ADD for the file now behind that number succeeds.
@@ -213,7 +240,7 @@ func (l *IOLoop) AddHandler(fd int, h Handler, events Events) error {
 		if !errors.Is(err, syscall.EEXIST) {
 			return ctlError("AddHandler", fd, err)
 		}
-		if s.handler != nil {
+		if slotIsLive(old) {
 			return fmt.Errorf("ioloop: AddHandler(fd %d): %w", fd, ErrExists)
 		}
 		// The kernel still watches this file under this number, but no
@@ -225,73 +252,98 @@ func (l *IOLoop) AddHandler(fd int, h Handler, events Events) error {
 			return ctlError("AddHandler", fd, err)
 		}
 	}
-	if s.handler == nil {
-		l.table.count++
+	if slotIsLive(old) {
+		// The kernel had forgotten the registered file (closed without
+		// RemoveHandler, its number reused): that registration ends here,
+		// and its handler may be serving a last event on the loop now.
+		if !l.retireLocked(s, fd, old, gen) {
+			// While this call waited, a handler on the loop registered
+			// the fd itself, taking over the watch added above.
+			return fmt.Errorf("ioloop: AddHandler(fd %d): %w", fd, ErrExists)
+		}
+		if l.regClosed {
+			return fmt.Errorf("ioloop: AddHandler(fd %d): %w", fd, l.errClosed())
+		}
 	}
-	s.handler, s.events, s.gen = h, interest, gen
+	// No dispatch reads s.handler now (the slot is not live), and the
+	// store below publishes it with the new state.
+	s.handler = h
+	s.state.Store(packSlot(gen, true, interest))
+	l.table.count++
 	return nil
 }
 
 // UpdateHandler changes the events fd's handler receives. Asking for the
-// events it already has costs no system call. Errors: ErrNotRegistered for
-// an unknown fd, and those of AddHandler.
+// events it already has costs no system call. Safe from any goroutine:
+// once it returns, the handler no longer gets an event it stopped asking
+// for, even one already in the batch being dispatched. Errors:
+// ErrNotRegistered for an unknown fd, and those of AddHandler.
 func (l *IOLoop) UpdateHandler(fd int, events Events) error {
 	if err := checkRegistration("UpdateHandler", fd, events); err != nil {
 		return err
 	}
 	interest := events &^ Error
-	l.regMu.Lock()
-	defer l.regMu.Unlock()
-	if l.regClosed {
+	s, st := l.lockSlot(fd, false)
+	switch {
+	case s == nil && l.regClosed:
+		l.regMu.Unlock()
 		return fmt.Errorf("ioloop: UpdateHandler(fd %d): %w", fd, l.errClosed())
-	}
-	s := l.table.slot(fd, false)
-	if s == nil || s.handler == nil {
+	case !slotIsLive(st):
+		l.regMu.Unlock()
 		return fmt.Errorf("ioloop: UpdateHandler(fd %d): %w", fd, ErrNotRegistered)
-	}
-	if s.events == interest {
+	case slotEvents(st) == interest:
+		l.regMu.Unlock()
 		return nil
 	}
-	err := l.poller.Control(ctlMod, fd, interest, s.gen)
+	gen := slotGen(st)
+	err := l.poller.Control(ctlMod, fd, interest, gen)
 	if errors.Is(err, syscall.ENOENT) {
 		// The registered file is gone (closed, or replaced by dup2) and
 		// another one holds the number: watch that one, under a new
 		// generation so nothing queued for the old file leaks through
 		// (libevent's MOD-to-ADD fallback).
-		s.gen = s.nextGen()
-		if err = l.poller.Control(ctlAdd, fd, interest, s.gen); err == nil {
-			s.events = interest
-			return nil
-		}
+		gen = nextGen(gen)
+		err = l.poller.Control(ctlAdd, fd, interest, gen)
 	}
 	if err != nil {
+		l.regMu.Unlock()
 		return ctlError("UpdateHandler", fd, err)
 	}
-	s.events = interest
+	s.state.Store(packSlot(gen, true, interest))
+	l.regMu.Unlock()
+	if gen != slotGen(st) || slotEvents(st)&^interest != 0 {
+		// Narrowed, or moved to another file: a dispatch that read the
+		// old state may be about to deliver what no longer applies.
+		l.waitDispatchPast(eventTag(fd, slotGen(st)))
+	}
 	return nil
 }
 
-// RemoveHandler stops watching fd. Once it returns, the handler is not
-// called again, even for an event of the batch being dispatched. It does
-// not close fd. An fd that was closed before being removed is removed
-// without error (the kernel forgot it already). ErrNotRegistered for an fd
-// without handler.
+// RemoveHandler stops watching fd. It does not close fd. Once it returns,
+// on whatever goroutine, the handler is not running for fd and is never
+// called for it again, even for an event of the batch being dispatched:
+// called from another goroutine while the handler runs, RemoveHandler
+// waits for it to return. From inside any handler, callback or timer of
+// the same loop, including fd's own handler, it never waits. (So a
+// handler must not itself wait for a goroutine that is removing it.)
+//
+// An fd that was closed before being removed is removed without error
+// (the kernel forgot it already). ErrNotRegistered for an fd without
+// handler, ErrClosed after Close.
 func (l *IOLoop) RemoveHandler(fd int) error {
 	if fd < 0 {
 		return fmt.Errorf("ioloop: RemoveHandler: negative fd %d: %w", fd, syscall.EBADF)
 	}
-	l.regMu.Lock()
+	s, st := l.lockSlot(fd, false)
 	defer l.regMu.Unlock()
-	if l.regClosed {
+	switch {
+	case s == nil && l.regClosed:
 		return fmt.Errorf("ioloop: RemoveHandler(fd %d): %w", fd, l.errClosed())
-	}
-	s := l.table.slot(fd, false)
-	if s == nil || s.handler == nil {
+	case !slotIsLive(st):
 		return fmt.Errorf("ioloop: RemoveHandler(fd %d): %w", fd, ErrNotRegistered)
 	}
-	s.handler, s.events = nil, None
-	l.table.count--
 	err := l.poller.Control(ctlDel, fd, 0, 0)
+	l.retireLocked(s, fd, st, slotGen(st))
 	switch {
 	case err == nil,
 		// Already gone: fd was closed (EBADF), or its number now belongs to
@@ -301,6 +353,34 @@ func (l *IOLoop) RemoveHandler(fd int) error {
 		return nil
 	}
 	return ctlError("RemoveHandler", fd, err)
+}
+
+// retireLocked ends the live registration st of slot s: from now on no
+// dispatch starts serving it, and by the time retireLocked returns none
+// still does, so the handler can be dropped. keepGen is the generation the
+// slot keeps (the next registration gets a higher one).
+//
+// Called with regMu held. If the loop is serving the registration right
+// now (on another goroutine than the caller's), it marks the slot busy,
+// releases regMu while it waits (the running handler may need regMu to
+// add or remove fds), and takes it again. It reports false when a writer
+// on the loop took the slot over meanwhile; the slot is theirs then.
+func (l *IOLoop) retireLocked(s *handlerSlot, fd int, st uint64, keepGen uint32) bool {
+	l.table.count--
+	dead := packSlot(keepGen, false, None)
+	s.state.Store(dead) // before reading dispatching: see dispatchBatch
+	if tag := eventTag(fd, slotGen(st)); l.dispatching.Load() == tag && !l.InLoop() {
+		s.state.Store(dead | slotBusy)
+		l.regMu.Unlock()
+		l.waitDispatchPast(tag)
+		l.regMu.Lock()
+		if s.state.Load() != dead|slotBusy {
+			return false
+		}
+		s.state.Store(dead)
+	}
+	s.handler = nil // let the handler be collected
+	return true
 }
 
 // ctlError wraps an epoll_ctl failure with the operation and the fd.

@@ -34,11 +34,14 @@ type IOLoop struct {
 	epoch         time.Time // monotonic origin of timer deadlines; immutable
 	initErr       error     // why a loop from Instance never opened; immutable
 
-	// regMu guards the handler table and orders epoll_ctl calls with it, so
-	// the table and the kernel's interest list never disagree for long.
-	regMu     sync.Mutex
-	table     handlerTable // under regMu
-	regClosed bool         // under regMu: the poller is gone, no more registrations
+	// regMu serializes changes to the handler table and orders epoll_ctl
+	// calls with them, so the table and the kernel's interest list never
+	// disagree for long. The loop reads the table without it (see
+	// dispatchBatch).
+	regMu       sync.Mutex
+	table       handlerTable  // changed under regMu; read by the loop without it
+	regClosed   bool          // under regMu: the loop is closed, no more registrations
+	dispatching atomic.Uint64 // eventTag of the registration the loop is serving, 0 between events
 
 	// mu guards the lifecycle state, the callback queue and the timer heap.
 	mu         sync.Mutex
@@ -445,23 +448,18 @@ func (l *IOLoop) release() error {
 	var errs []error
 	l.regMu.Lock()
 	l.regClosed = true
-	for fd := range l.table.slots {
-		s := &l.table.slots[fd]
-		if s.handler == nil {
-			continue
-		}
-		s.handler = nil
-		if !closeAll {
-			continue
-		}
-		if l.poller.Control(ctlDel, fd, 0, 0) != nil {
-			continue // no longer the file we registered: not ours to close
-		}
-		if err := syscall.Close(fd); err != nil {
-			errs = append(errs, fmt.Errorf("ioloop: Close: fd %d: %w", fd, os.NewSyscallError("close", err)))
-		}
+	if closeAll {
+		l.table.each(func(fd int, s *handlerSlot) {
+			if l.poller.Control(ctlDel, fd, 0, 0) != nil {
+				return // no longer the file we registered: not ours to close
+			}
+			if err := syscall.Close(fd); err != nil {
+				errs = append(errs, fmt.Errorf("ioloop: Close: fd %d: %w", fd, os.NewSyscallError("close", err)))
+			}
+		})
 	}
-	l.table = handlerTable{}
+	l.table.pages.Store(nil) // the loop has stopped: nothing reads the table any more
+	l.table.count = 0
 	l.regMu.Unlock()
 
 	if err := l.poller.Close(); err != nil {
