@@ -18,7 +18,7 @@ import (
 type raceHandler struct {
 	t        *testing.T
 	fd       int
-	seen     chan byte   // the byte this registration's peer sent
+	seen     chan byte // the byte this registration's peer sent
 	wrote    chan struct{}
 	narrowed atomic.Bool // UpdateHandler(fd, Read) has returned
 	removed  atomic.Bool // RemoveHandler(fd) has returned
