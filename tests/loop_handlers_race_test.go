@@ -16,8 +16,6 @@ import (
 // stress test. It reads what its socket delivers and records every call
 // that breaks a promise of AddHandler, UpdateHandler or RemoveHandler.
 type raceHandler struct {
-	t        *testing.T
-	fd       int
 	seen     chan byte // the byte this registration's peer sent
 	wrote    chan struct{}
 	narrowed atomic.Bool // UpdateHandler(fd, Read) has returned
@@ -99,7 +97,7 @@ func registrationRound(l *ioloop.IOLoop, payload byte, deadline time.Time) error
 	}
 	defer unix.Close(fds[1])
 	defer unix.Close(fds[0]) // closed first: its number is reused at once
-	h := &raceHandler{fd: fds[0], seen: make(chan byte, 1), wrote: make(chan struct{}, 1)}
+	h := &raceHandler{seen: make(chan byte, 1), wrote: make(chan struct{}, 1)}
 	wait := func(what string, ch <-chan struct{}) error {
 		select {
 		case <-ch:
