@@ -7,69 +7,146 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 )
 
 // Connect opens a client connection to addr on network ("tcp", "tcp4",
-// "tcp6" or "unix") without blocking the loop, and calls cb on l's loop
-// goroutine exactly once: with the connected Stream, or with an error
-// (ECONNREFUSED & co wrapped with errors.Is support, or ErrTimeout when
-// timeout > 0 passes first). A host name is resolved on another goroutine
-// so DNS never blocks the loop. Safe from any goroutine. opts configure the
-// Stream; TCP_NODELAY is on.
+// "tcp6" or "unix") without blocking the loop, and calls cb exactly once:
+// with the connected Stream, or with an error (ECONNREFUSED & co wrapped
+// with errors.Is support, ErrTimeout when timeout > 0 passes first, or
+// ErrClosed when the loop closes first). cb runs on l's loop goroutine,
+// except after the loop has closed, when it runs on a goroutine of its
+// own. A host name is resolved on another goroutine so DNS never blocks the
+// loop. Safe from any goroutine. opts configure the Stream; TCP_NODELAY is
+// on.
 func Connect(l *IOLoop, network, addr string, timeout time.Duration, cb func(*Stream, error), opts ...StreamOption) {
-	var deadline time.Time
+	c := &connectOp{loop: l, network: network, addr: addr, cb: cb, opts: opts}
 	if timeout > 0 {
-		deadline = time.Now().Add(timeout)
+		c.deadline = time.Now().Add(timeout)
 	}
-	fail := func(err error) {
-		err = fmt.Errorf("ioloop: connect %s %s: %w", network, addr, err)
-		if l.AddCallback(func() { cb(nil, err) }) != nil {
-			go cb(nil, err) // loop closed: still keep the exactly-once promise
-		}
+	// If the loop closes before the connect completes, the release tells
+	// cb; every other path goes through finish, which cancels this.
+	unhook, ok := l.onRelease(c.loopReleased)
+	if !ok {
+		c.failOffLoop(ErrClosed)
+		return
 	}
+	c.unhook = unhook
 	t, err := quickTarget(network, addr)
 	if err != nil {
-		fail(err)
+		c.failOffLoop(err)
 		return
 	}
 	if t.sa != nil {
-		if l.AddCallback(func() { startConnect(l, t, network, addr, deadline, cb, opts) }) != nil {
-			fail(ErrClosed)
-		}
+		c.startOnLoop(t)
 		return
 	}
-	go func() { // a host name: resolve off the loop
-		ctx := context.Background()
-		if !deadline.IsZero() {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithDeadline(ctx, deadline)
-			defer cancel()
+	go c.resolve() // a host name: resolve off the loop
+}
+
+// connectOp is one Connect in flight. done makes the callback exactly-once
+// whichever of the loop, the resolver goroutine and the loop's release
+// gets there first.
+type connectOp struct {
+	loop     *IOLoop
+	network  string
+	addr     string
+	deadline time.Time
+	cb       func(*Stream, error)
+	opts     []StreamOption
+	unhook   func()      // cancels the release hook
+	done     atomic.Bool // cb has been called or handed to a goroutine
+	stream   *Stream     // loop goroutine: the connecting stream, if any
+}
+
+func (c *connectOp) wrap(err error) error {
+	return fmt.Errorf("ioloop: connect %s %s: %w", c.network, c.addr, err)
+}
+
+// finish calls cb, once, on the calling goroutine (the loop's).
+func (c *connectOp) finish(s *Stream, err error) {
+	if !c.done.CompareAndSwap(false, true) {
+		return
+	}
+	c.unhook()
+	if err != nil {
+		err = c.wrap(err)
+	}
+	c.cb(s, err)
+}
+
+// failOffLoop reports err from a goroutine that is not the loop's: on the
+// loop if it still runs callbacks, else on a goroutine of its own.
+func (c *connectOp) failOffLoop(err error) {
+	if c.loop.AddCallback(func() { c.finish(nil, err) }) != nil {
+		c.failClosed(err)
+	}
+}
+
+// failClosed reports err once the loop can run nothing any more.
+func (c *connectOp) failClosed(err error) {
+	if !c.done.CompareAndSwap(false, true) {
+		return
+	}
+	if c.unhook != nil {
+		c.unhook()
+	}
+	go c.cb(nil, c.wrap(err))
+}
+
+// loopReleased is the release hook: the loop closed before the connect
+// completed. The loop has stopped, so the connecting stream, if any, is
+// ours to close here.
+func (c *connectOp) loopReleased() {
+	if c.done.Load() {
+		return
+	}
+	if s := c.stream; s != nil {
+		c.stream = nil
+		s.connecting = false
+		s.closeNow(ErrClosed)
+		s.closeDone = true
+	}
+	c.failClosed(ErrClosed)
+}
+
+// startOnLoop queues the connect itself on the loop.
+func (c *connectOp) startOnLoop(t sockTarget) {
+	if c.loop.AddCallback(func() { c.start(t) }) != nil {
+		c.failClosed(ErrClosed)
+	}
+}
+
+// resolve looks a host name up on its own goroutine, then connects on the
+// loop.
+func (c *connectOp) resolve() {
+	ctx := context.Background()
+	if !c.deadline.IsZero() {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, c.deadline)
+		defer cancel()
+	}
+	host, port, _ := net.SplitHostPort(c.addr)
+	ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err == nil && len(ips) == 0 {
+		err = &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			err = ErrTimeout
 		}
-		host, port, _ := net.SplitHostPort(addr)
-		ips, err := net.DefaultResolver.LookupIPAddr(ctx, host)
-		if err == nil && len(ips) == 0 {
-			err = &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				err = ErrTimeout
-			}
-			fail(err)
-			return
-		}
-		pn, err := net.LookupPort("tcp", port)
-		if err != nil {
-			fail(err)
-			return
-		}
-		t := tcpTarget(network, &net.TCPAddr{IP: pickIP(network, ips), Port: pn, Zone: ips[0].Zone})
-		if l.AddCallback(func() { startConnect(l, t, network, addr, deadline, cb, opts) }) != nil {
-			fail(ErrClosed)
-		}
-	}()
+		c.failOffLoop(err)
+		return
+	}
+	pn, err := net.LookupPort("tcp", port)
+	if err != nil {
+		c.failOffLoop(err)
+		return
+	}
+	c.startOnLoop(tcpTarget(c.network, &net.TCPAddr{IP: pickIP(c.network, ips), Port: pn, Zone: ips[0].Zone}))
 }
 
 // pickIP prefers the family the network asks for, IPv4 for plain "tcp".
@@ -104,43 +181,44 @@ func quickTarget(network, addr string) (sockTarget, error) {
 	return sockTarget{}, nil
 }
 
-// startConnect runs on the loop: socket, non-blocking connect, then wait
-// for writability (Tornado's IOStream.connect).
-func startConnect(l *IOLoop, t sockTarget, network, addr string, deadline time.Time, cb func(*Stream, error), opts []StreamOption) {
-	wrap := func(err error) error { return fmt.Errorf("ioloop: connect %s %s: %w", network, addr, err) }
-	if !deadline.IsZero() && !time.Now().Before(deadline) {
-		cb(nil, wrap(ErrTimeout))
+// start runs on the loop: socket, non-blocking connect, then wait for
+// writability (Tornado's IOStream.connect).
+func (c *connectOp) start(t sockTarget) {
+	if c.done.Load() {
+		return
+	}
+	if !c.deadline.IsZero() && !time.Now().Before(c.deadline) {
+		c.finish(nil, ErrTimeout)
 		return
 	}
 	fd, err := openSocket(t)
 	if err != nil {
-		cb(nil, wrap(err))
+		c.finish(nil, err)
 		return
 	}
 	err = unix.Connect(fd, t.sa)
 	if err != nil && err != unix.EINPROGRESS && err != unix.EINTR {
 		unix.Close(fd)
-		cb(nil, wrap(os.NewSyscallError("connect", err)))
+		c.finish(nil, os.NewSyscallError("connect", err))
 		return
 	}
 	if t.tcp {
 		rawSetNoDelay(fd)
 	}
-	s := newStream(l, fd, true, opts)
-	s.connectCb = func(s *Stream, err error) {
-		if err != nil {
-			err = wrap(err)
-		}
-		cb(s, err)
-	}
+	s := newStream(c.loop, fd, true, c.opts)
 	if err == nil { // connected at once (typical for unix sockets)
-		s.connectCb, s.writable = nil, true
-		cb(s, nil)
+		s.writable = true
+		c.finish(s, nil)
 		return
 	}
+	c.stream = s
+	s.connectCb = func(s *Stream, err error) {
+		c.stream = nil
+		c.finish(s, err)
+	}
 	s.connecting = true
-	if !deadline.IsZero() {
-		s.connTimer = l.CallAt(deadline, func() {
+	if !c.deadline.IsZero() {
+		s.connTimer = c.loop.CallAt(c.deadline, func() {
 			s.connTimer = nil
 			if s.connecting {
 				s.connectFailed(ErrTimeout)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"reflect"
 	"runtime"
-	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -51,11 +50,15 @@ type IOLoop struct {
 	timerCount atomic.Int32  // len(timers), written under mu, read by the loop without it
 	timerSeq   uint64        // under mu: ties between equal deadlines run FIFO
 	running    bool          // under mu: Start is between its checks and its return
+	runID      uint64        // under mu: counts runs, so a stop can name the run it is for
 	closed     bool          // under mu: Close was called (or New failed)
 	closeAll   bool          // under mu: Close(true): close registered fds on release
 	done       chan struct{} // under mu: closed when the current Start returns
 	startedAt  time.Time     // under mu: when the current Start began running
 	closeRes   error         // under mu: result of release, handed to a waiting Close
+	// under mu: run once at release (see onRelease), keyed by hookSeq
+	releaseHooks map[uint64]func()
+	hookSeq      uint64
 
 	// Loop goroutine only: buffers reused across iterations so a steady
 	// loop does not allocate, and the clock cached for one batch.
@@ -230,30 +233,13 @@ func (l *IOLoop) Start() error {
 }
 
 // start is Start with an optional hook that runs under mu once the loop is
-// committed to running (RunSync queues its function there, so it can never
-// land on a loop that some other Start is running).
-func (l *IOLoop) start(onStart func()) error {
-	l.mu.Lock()
-	switch {
-	case l.closed:
-		err := l.errClosed()
-		l.mu.Unlock()
+// committed to running, with the run's id (RunSync queues its function and
+// arms its context there, so neither can ever touch a run of the loop
+// that some other Start owns).
+func (l *IOLoop) start(onStart func(run uint64)) error {
+	if started, err := l.beginRun(onStart); !started {
 		return err
-	case l.running:
-		l.mu.Unlock()
-		return ErrRunning
 	}
-	if l.stopping.Swap(false) {
-		l.mu.Unlock()
-		return nil
-	}
-	l.running = true
-	l.startedAt = time.Now()
-	l.done = make(chan struct{})
-	if onStart != nil {
-		onStart()
-	}
-	l.mu.Unlock()
 
 	runtime.LockOSThread()
 	g := goid.Current()
@@ -269,13 +255,7 @@ func (l *IOLoop) start(onStart func()) error {
 	l.owner.Store(0)
 	runtime.UnlockOSThread()
 
-	l.mu.Lock()
-	l.stats.runNanos.Add(uint64(time.Since(l.startedAt)))
-	l.running = false
-	l.stopping.Store(false)
-	release := l.closed
-	done := l.done
-	l.mu.Unlock()
+	release, done := l.endRun()
 	if release {
 		res := l.release()
 		l.mu.Lock()
@@ -284,6 +264,55 @@ func (l *IOLoop) start(onStart func()) error {
 	}
 	close(done)
 	return err
+}
+
+// beginRun commits the loop to running, under mu. It returns false and no
+// error when a Stop that came before Start ends this run before it begins
+// (Tornado's rule).
+func (l *IOLoop) beginRun(onStart func(run uint64)) (started bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.closed:
+		return false, l.errClosed()
+	case l.running:
+		return false, ErrRunning
+	case l.stopping.Swap(false):
+		return false, nil
+	}
+	l.running = true
+	l.runID++
+	l.startedAt = time.Now()
+	l.done = make(chan struct{})
+	if onStart != nil {
+		onStart(l.runID)
+	}
+	return true, nil
+}
+
+// endRun marks the run over, under mu, and says whether Close is waiting
+// for the release.
+func (l *IOLoop) endRun() (release bool, done chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.stats.runNanos.Add(uint64(time.Since(l.startedAt)))
+	l.running = false
+	l.stopping.Store(false)
+	return l.closed, l.done
+}
+
+// stopRun stops the loop if it is still in run id, and does nothing once
+// that run has ended: a late stop meant for one run never ends another.
+func (l *IOLoop) stopRun(id uint64) {
+	l.mu.Lock()
+	mine := l.running && l.runID == id
+	if mine {
+		l.stopping.Store(true)
+	}
+	l.mu.Unlock()
+	if mine {
+		l.wakeup()
+	}
 }
 
 // reserveProcs raises GOMAXPROCS to loops+1 when it is lower; see Start.
@@ -421,6 +450,12 @@ func (l *IOLoop) Close(allFDs bool) error {
 	running, done := l.running, l.done
 	l.mu.Unlock()
 
+	// From now on the handler methods fail, even while a Close called
+	// from inside the loop waits for the current iteration to end.
+	l.regMu.Lock()
+	l.regClosed = true
+	l.regMu.Unlock()
+
 	if !running {
 		return l.release()
 	}
@@ -434,21 +469,15 @@ func (l *IOLoop) Close(allFDs bool) error {
 	return l.closeRes
 }
 
-// release frees everything once the loop is closed and not running.
+// release frees everything once the loop is closed and not running, then
+// runs the release hooks (see onRelease).
 func (l *IOLoop) release() error {
-	l.mu.Lock()
-	closeAll := l.closeAll
-	l.callbacks = nil
-	l.queued.Store(0)
-	l.timers = nil
-	l.timerCount.Store(0)
-	l.mu.Unlock()
-	l.spare, l.due = nil, nil
+	hooks := l.dropQueues()
 
 	var errs []error
 	l.regMu.Lock()
 	l.regClosed = true
-	if closeAll {
+	if l.closeAll {
 		l.table.each(func(fd int, s *handlerSlot) {
 			if l.poller.Control(ctlDel, fd, 0, 0) != nil {
 				return // no longer the file we registered: not ours to close
@@ -465,7 +494,55 @@ func (l *IOLoop) release() error {
 	if err := l.poller.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("ioloop: Close: %w", err))
 	}
+	for _, fn := range hooks {
+		fn()
+	}
 	return errors.Join(errs...)
+}
+
+// dropQueues forgets the pending callbacks and timers of a closed loop and
+// hands back its release hooks. Every pending Timeout is marked as out of
+// the heap, so a later RemoveTimeout or Cancel is the no-op it documents.
+func (l *IOLoop) dropQueues() (hooks []func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.callbacks = nil
+	l.queued.Store(0)
+	for _, t := range l.timers {
+		t.index, t.fn = -1, nil
+	}
+	l.timers = nil
+	l.timerCount.Store(0)
+	l.spare, l.due = nil, nil
+	for _, fn := range l.releaseHooks {
+		hooks = append(hooks, fn)
+	}
+	l.releaseHooks = nil
+	return hooks
+}
+
+// onRelease registers fn to run once when the closed loop is released
+// (after Start has returned, on the goroutine doing the release). It is
+// how work the loop accepted, such as a queued Connect, keeps a promise to
+// call back exactly once even when the loop closes first. cancel
+// unregisters fn. ok is false, and fn never runs, if the loop is closed.
+func (l *IOLoop) onRelease(fn func()) (cancel func(), ok bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return nil, false
+	}
+	if l.releaseHooks == nil {
+		l.releaseHooks = make(map[uint64]func())
+	}
+	l.hookSeq++
+	id := l.hookSeq
+	l.releaseHooks[id] = fn
+	return func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		delete(l.releaseHooks, id)
+	}, true
 }
 
 // AddCallback queues fn to run on the loop goroutine in the next
@@ -478,16 +555,21 @@ func (l *IOLoop) AddCallback(fn func()) error {
 	if fn == nil {
 		return fmt.Errorf("ioloop: AddCallback: nil function: %w", syscall.EINVAL)
 	}
-	l.mu.Lock()
-	if l.closed {
-		err := l.errClosed()
-		l.mu.Unlock()
+	if err := l.queueCallback(fn); err != nil {
 		return err
+	}
+	l.wakeup()
+	return nil
+}
+
+func (l *IOLoop) queueCallback(fn func()) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return l.errClosed()
 	}
 	l.callbacks = append(l.callbacks, fn)
 	l.queued.Store(int32(len(l.callbacks)))
-	l.mu.Unlock()
-	l.wakeup()
 	return nil
 }
 
@@ -496,12 +578,7 @@ func (l *IOLoop) runCallbacks() {
 	if l.queued.Load() == 0 {
 		return // the common case in an I/O-bound loop: no lock taken
 	}
-	l.mu.Lock()
-	batch := l.callbacks
-	l.callbacks = l.spare[:0]
-	l.queued.Store(0)
-	l.mu.Unlock()
-
+	batch := l.takeCallbacks()
 	for i, fn := range batch {
 		batch[i] = nil // let the closure go as soon as it has run
 		l.runFunc("callback", fn)
@@ -510,11 +587,21 @@ func (l *IOLoop) runCallbacks() {
 	l.spare = batch[:0]
 }
 
+// takeCallbacks swaps the queue for the spare buffer, under mu.
+func (l *IOLoop) takeCallbacks() []func() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	batch := l.callbacks
+	l.callbacks = l.spare[:0]
+	l.queued.Store(0)
+	return batch
+}
+
 // runHandler calls a handler, surviving its panic.
 func (l *IOLoop) runHandler(h Handler, fd int, ev Events) {
 	defer func() {
 		if r := recover(); r != nil {
-			l.reportPanic(r, "handler", "fd", fd, "events", ev)
+			l.reportPanic(r, "handler", "the loop goes on", "fd", fd, "events", ev)
 		}
 	}()
 	if l.slowThreshold <= 0 {
@@ -533,7 +620,7 @@ func (l *IOLoop) runHandler(h Handler, fd int, ev Events) {
 func (l *IOLoop) runFunc(kind string, fn func()) {
 	defer func() {
 		if r := recover(); r != nil {
-			l.reportPanic(r, kind, "func", funcName(fn))
+			l.reportPanic(r, kind, "the loop goes on", "func", funcName(fn))
 		}
 	}()
 	if l.slowThreshold <= 0 {
@@ -548,12 +635,11 @@ func (l *IOLoop) runFunc(kind string, fn func()) {
 	}
 }
 
-// reportPanic logs a recovered panic with its stack, as Tornado logs
-// "Exception in callback", and keeps the loop alive.
-func (l *IOLoop) reportPanic(r any, kind string, attrs ...any) {
+// reportPanic counts and logs a recovered panic with its stack, as Tornado
+// logs "Exception in callback"; outcome says what happens next.
+func (l *IOLoop) reportPanic(r any, kind, outcome string, attrs ...any) {
 	l.stats.panics.Add(1)
-	attrs = append(attrs, "panic", r, "stack", string(debug.Stack()))
-	l.logger.Error("ioloop: panic in "+kind+" (recovered; the loop goes on)", attrs...)
+	logPanic(l.logger, "ioloop: panic in "+kind+" (recovered; "+outcome+")", r, attrs...)
 }
 
 func funcName(fn func()) string {

@@ -13,6 +13,10 @@ import (
 // else stops the loop first, ErrRunning when the loop already runs, and
 // ErrClosed after Close. A panic in fn is recovered and returned as an
 // error. This is Tornado's run_sync, with a context for its timeout.
+//
+// Neither done nor ctx can affect any other run of the loop: a done called
+// late, or a ctx that ends after RunSync returned (or while it returned
+// ErrRunning), stops nothing.
 func (l *IOLoop) RunSync(ctx context.Context, fn func(done func(error))) error {
 	if fn == nil {
 		return fmt.Errorf("ioloop: RunSync: nil function: %w", syscall.EINVAL)
@@ -28,6 +32,7 @@ func (l *IOLoop) RunSync(ctx context.Context, fn func(done func(error))) error {
 		mu       sync.Mutex
 		finished bool
 		result   error
+		run      uint64 // the run this call started; set before anything can call finish
 	)
 	finish := func(err error) {
 		mu.Lock()
@@ -37,25 +42,33 @@ func (l *IOLoop) RunSync(ctx context.Context, fn func(done func(error))) error {
 		}
 		mu.Unlock()
 		if first {
-			l.Stop()
+			l.stopRun(run)
 		}
 	}
 	call := func() {
 		defer func() {
 			if r := recover(); r != nil {
-				l.reportPanic(r, "RunSync function")
+				l.reportPanic(r, "RunSync function", "RunSync returns it as an error")
 				finish(fmt.Errorf("ioloop: RunSync: function panicked: %v", r))
 			}
 		}()
 		fn(finish)
 	}
 
-	stopWatching := context.AfterFunc(ctx, func() { finish(ctx.Err()) })
-	defer stopWatching()
-	if err := l.start(func() {
+	// The function and the context watcher are armed only once this call
+	// owns the run (under the loop's lock, in start), so an ErrRunning
+	// leaves nothing behind that could stop somebody else's run.
+	var stopWatching func() bool
+	err := l.start(func(id uint64) {
+		run = id
 		l.callbacks = append(l.callbacks, call)
 		l.queued.Store(int32(len(l.callbacks)))
-	}); err != nil {
+		stopWatching = context.AfterFunc(ctx, func() { finish(ctx.Err()) })
+	})
+	if stopWatching != nil {
+		stopWatching()
+	}
+	if err != nil {
 		return err
 	}
 
@@ -63,7 +76,8 @@ func (l *IOLoop) RunSync(ctx context.Context, fn func(done func(error))) error {
 	defer mu.Unlock()
 	if !finished {
 		// Another Stop won; the function never reported. Later calls of
-		// done must not stop the loop's next run.
+		// done must not stop the loop's next run (stopRun already ensures
+		// that; this makes them no-ops).
 		finished = true
 		return ErrStopped
 	}

@@ -34,38 +34,43 @@ func (l *IOLoop) CallAt(when time.Time, fn func()) *Timeout {
 
 func (l *IOLoop) schedule(deadline time.Duration, fn func()) *Timeout {
 	t := &Timeout{loop: l, deadline: deadline, index: -1}
-	l.mu.Lock()
-	if l.closed || fn == nil {
-		l.mu.Unlock()
-		return t
-	}
-	l.timerSeq++
-	t.seq, t.fn = l.timerSeq, fn
-	l.timers.push(t)
-	l.timerCount.Store(int32(len(l.timers)))
-	first := t.index == 0
-	l.mu.Unlock()
-	if first {
+	if l.push(t, fn) {
 		l.wakeup() // the sleeping loop's timeout may be too long now
 	}
 	return t
 }
 
+// push adds t to the heap, under mu, and reports whether it is now the
+// earliest timer. A closed loop or a nil fn leaves t out: it never fires.
+func (l *IOLoop) push(t *Timeout, fn func()) (first bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed || fn == nil {
+		return false
+	}
+	l.timerSeq++
+	t.seq, t.fn = l.timerSeq, fn
+	l.timers.push(t)
+	l.timerCount.Store(int32(len(l.timers)))
+	return t.index == 0
+}
+
 // RemoveTimeout cancels t. It is a no-op for a nil, fired or already
-// removed Timeout, and it works from inside a timer for another timer due
-// in the same iteration: that one will not run. The timer leaves the heap
-// at once, so cancelled timers never pile up.
+// removed Timeout, and on a closed loop, and it works from inside a timer
+// for another timer due in the same iteration: that one will not run. The
+// timer leaves the heap at once, so cancelled timers never pile up. Safe
+// from any goroutine.
 func (l *IOLoop) RemoveTimeout(t *Timeout) {
 	if t == nil || t.loop != l {
 		return
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	t.fn = nil
 	if t.index >= 0 {
 		l.timers.remove(t.index)
 		l.timerCount.Store(int32(len(l.timers)))
 	}
-	l.mu.Unlock()
 }
 
 // runDueTimers runs every timer due now. All of them are collected before
@@ -75,29 +80,40 @@ func (l *IOLoop) runDueTimers() {
 	if l.timerCount.Load() == 0 {
 		return
 	}
-	l.mu.Lock()
-	now := l.now()
-	due := l.due[:0]
-	for len(l.timers) > 0 && l.timers[0].deadline <= now {
-		due = append(due, l.timers.pop())
-	}
-	l.timerCount.Store(int32(len(l.timers)))
-	l.mu.Unlock()
-
+	due := l.collectDue()
 	fired := 0
 	for i, t := range due {
 		due[i] = nil
-		l.mu.Lock()
-		fn := t.fn
-		t.fn = nil
-		l.mu.Unlock()
-		if fn != nil { // nil: removed by an earlier timer of this batch
+		if fn := l.claim(t); fn != nil { // nil: removed by an earlier timer of this batch
 			fired++
 			l.runFunc("timer", fn)
 		}
 	}
 	l.due = due[:0]
 	l.stats.timers.Add(uint64(fired))
+}
+
+// collectDue pops every due timer, under mu.
+func (l *IOLoop) collectDue() []*Timeout {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	now := l.now()
+	due := l.due[:0]
+	for len(l.timers) > 0 && l.timers[0].deadline <= now {
+		due = append(due, l.timers.pop())
+	}
+	l.timerCount.Store(int32(len(l.timers)))
+	return due
+}
+
+// claim takes a collected timer's function, under mu; nil if it was
+// removed since.
+func (l *IOLoop) claim(t *Timeout) func() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fn := t.fn
+	t.fn = nil
+	return fn
 }
 
 // timerHeap is a binary min-heap ordered by (deadline, seq). Each Timeout
