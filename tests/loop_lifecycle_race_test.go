@@ -3,8 +3,10 @@ package tests
 import (
 	"context"
 	"errors"
+	"log"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -299,5 +301,38 @@ func TestHandlerMethodsFailAfterCloseFromInsideTheLoop(t *testing.T) {
 	_ = stop()
 	if !fdIsOpen(r) {
 		t.Fatal("the release closed an fd that was never registered")
+	}
+}
+
+// Under slog's default handler (which forwards to the log package and
+// escapes newlines in attributes), a recovered panic's stack is printed
+// one frame per line, after the record that names the panic.
+func TestPanicStackIsReadableUnderTheDefaultLogger(t *testing.T) {
+	var out logBuffer
+	prevOut, prevFlags := log.Writer(), log.Flags()
+	log.SetOutput(&out)
+	log.SetFlags(0)
+	defer func() { log.SetOutput(prevOut); log.SetFlags(prevFlags) }()
+	l, err := ioloop.New() // the default logger: slog.Default(), the log bridge
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close(false)
+	if err := l.RunSync(context.Background(), func(done func(error)) {
+		_ = l.AddCallback(func() { panic("boom-42") })
+		_ = l.AddCallback(func() { done(nil) })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	if !strings.Contains(got, "ERROR ioloop: panic in callback (recovered; the loop goes on)") ||
+		!strings.Contains(got, "panic=boom-42") {
+		t.Fatalf("no panic record in the log:\n%s", got)
+	}
+	if strings.Contains(got, `\n\t`) || !strings.Contains(got, "\n\t") || !strings.Contains(got, "goroutine ") {
+		t.Fatalf("the stack is not printed one frame per line:\n%s", got)
+	}
+	if !strings.Contains(got, "loop_lifecycle_race_test.go") {
+		t.Fatalf("the stack does not show the panicking callback:\n%s", got)
 	}
 }
