@@ -151,9 +151,9 @@ const (
 	defaultInitialRead = 4 << 10
 	defaultMaxRead     = 4 << 20
 	defaultMaxWrite    = 16 << 20
-	// readAheadLimit bounds what a stream reads with no read pending (to
-	// notice a peer's close, or to have the next request ready). Reads that
-	// need more grow the buffer up to the cap.
+	// readAheadLimit bounds how far the read buffer grows on its own, when
+	// reads keep filling it (a fast peer); only a pending read that needs
+	// more grows it further, up to the cap.
 	readAheadLimit = 64 << 10
 )
 
@@ -265,6 +265,12 @@ func (s *Stream) Buffered() int { return s.read.end - s.read.start }
 // SetCloseCallback sets fn to run once, on the loop goroutine, after the
 // stream closes and every pending read and write callback has been told.
 // fn gets Err(). Setting it on a stream that already closed schedules it.
+//
+// A peer's close is noticed by reading: while a read is pending, or while
+// the read buffer is empty (the stream then reads ahead). With data
+// buffered and no read pending the stream stops reading (the loop must
+// not spin on data nobody asked for), so the close is seen once the
+// buffered data has been read.
 func (s *Stream) SetCloseCallback(fn func(error)) {
 	s.closeCb = fn
 	if s.closed && s.closeDone && fn != nil {
@@ -470,10 +476,10 @@ func (s *Stream) settle() {
 			if s.serveRead() {
 				continue
 			}
-			if s.read.ready && !s.rdDone && s.fill() {
+			if s.read.ready && s.fill() {
 				continue
 			}
-		} else if s.read.ready && !s.rdDone && s.read.end-s.read.start < readAheadLimit {
+		} else if s.read.ready && s.wantsRead() {
 			if s.fill() && s.rdDone {
 				continue
 			}
@@ -600,8 +606,9 @@ func (s *Stream) handleErrorEvent() {
 	case s.rdDone:
 		s.closeNow(io.EOF) // hang-up and nothing left to read
 	case s.read.ready:
-		// The peer hung up but there was no room to read its last bytes:
-		// stop watching until the user reads again (no data is lost).
+		// The peer hung up but the stream does not read now (see
+		// wantsRead: data is buffered and no read is pending): stop
+		// watching until the user reads again (no data is lost).
 		s.parked = true
 	}
 }
@@ -667,11 +674,8 @@ func (s *Stream) updateInterest() {
 	} else {
 		if s.lingering {
 			want |= Read
-		} else if !s.rdDone && !s.parked {
-			buffered := s.read.end - s.read.start
-			if (s.read.op != opNone && buffered < s.cfg.maxRead) || buffered < readAheadLimit {
-				want |= Read
-			}
+		} else if !s.parked && s.wantsRead() {
+			want |= Read
 		}
 		if s.write.queued > 0 || s.shutWrPend {
 			want |= Write

@@ -221,12 +221,44 @@ func (s *Stream) finishRead(cause error) {
 	s.read.ready = false
 }
 
-// fill does one read(2) into the buffer, making room first. It reports
-// whether anything changed (data, EOF or an error). It leaves read.ready
-// set only when the read filled all the room it had, the one case where
-// the kernel may hold more: a short read means the socket was drained, so
-// we go back to epoll instead of paying for a read that returns EAGAIN.
+// wantsRead reports whether the stream reads from its fd now, given its
+// buffer and its pending read. It is the single rule behind both fill
+// (which reads only when it holds) and updateInterest (which asks epoll
+// for Read exactly when it holds): a stream must never keep interest in an
+// event it will not act on, because the loop is level-triggered and would
+// wake up for it at once, forever (issue 9 §3: a paused reader with 4 KiB
+// buffered spun its loop at 100% CPU).
+//
+// With a read pending it holds until the buffer reaches its cap: short of
+// that, the pending read needs more bytes, and at the cap match has
+// already completed or failed it. With no read pending the stream reads
+// ahead only into an empty buffer, as Tornado's IOStream does: that is how
+// a peer's close (EOF, a reset) is noticed and what has the next request
+// ready, and once anything is buffered the stream stops reading, so the
+// data waits in the kernel and the kernel's flow control holds the peer
+// back.
+func (s *Stream) wantsRead() bool {
+	r := &s.read
+	switch {
+	case s.rdDone:
+		return false
+	case r.op == opNone:
+		return r.end == r.start
+	default:
+		return r.end-r.start < s.cfg.maxRead
+	}
+}
+
+// fill does one read(2) into the buffer, making room first, if wantsRead.
+// It reports whether anything changed (data, EOF or an error). It leaves
+// read.ready set only when the read filled all the room it had, the one
+// case where the kernel may hold more: a short read means the socket was
+// drained, so we go back to epoll instead of paying for a read that
+// returns EAGAIN.
 func (s *Stream) fill() bool {
+	if !s.wantsRead() {
+		return false
+	}
 	r := &s.read
 	if r.buf == nil {
 		r.buf = make([]byte, s.cfg.initialRead)
@@ -244,8 +276,9 @@ func (s *Stream) fill() bool {
 		r.start = 0
 	}
 	if r.end == len(r.buf) {
-		// Full. Grow only for a read that needs more than we hold.
-		if r.op == opNone || r.op == opSome || len(r.buf) >= s.cfg.maxRead {
+		// Full, and (wantsRead) a pending read needs more than we hold:
+		// grow towards the cap.
+		if len(r.buf) >= s.cfg.maxRead {
 			return false
 		}
 		nb := make([]byte, min(2*len(r.buf), s.cfg.maxRead))
