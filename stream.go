@@ -4,6 +4,7 @@ package ioloop
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
@@ -41,6 +42,11 @@ type Stream struct {
 	loop *IOLoop // the loop that runs every callback; fixed at creation
 	fd   int     // the descriptor; -1 once closed
 	sock bool    // fd is a socket: writes use send/sendmsg with MSG_NOSIGNAL
+	// The fd's access mode (F_GETFL at NewStream; sockets are both): a
+	// write-only fd (a pipe's write end) is never read and never asks for
+	// Read, a read-only one is never written.
+	noRead  bool
+	noWrite bool
 
 	cfg streamConfig // limits and modes, fixed at creation (timeout settable)
 
@@ -133,6 +139,12 @@ var (
 
 	errStreamPanic = errors.New("ioloop: a stream callback panicked")
 	errNilCallback = errors.New("ioloop: nil callback")
+	// errWriteOnly and errReadOnly reject a read on a write-only fd and a
+	// write on a read-only one. They wrap EBADF, which is what read(2) and
+	// write(2) would have said, but the stream never makes that call: the
+	// misuse leaves the stream as it was.
+	errWriteOnly = fmt.Errorf("ioloop: read from a write-only stream: %w", unix.EBADF)
+	errReadOnly  = fmt.Errorf("ioloop: write to a read-only stream: %w", unix.EBADF)
 )
 
 // streamConfig holds a stream's limits; see the StreamOption constructors.
@@ -200,8 +212,15 @@ func WithReadTimeout(d time.Duration) StreamOption {
 // NewStream wraps fd, which must be open and pollable, in a Stream on loop
 // l. It sets O_NONBLOCK, and from now on the Stream owns fd (Close closes
 // it). The fd is registered with the loop lazily, on the first request that
-// needs readiness. Safe from any goroutine; the Stream itself is then for
-// the loop goroutine only.
+// needs readiness.
+//
+// The stream follows the fd's access mode: on a write-only fd (a pipe's
+// write end) reads fail with an error wrapping EBADF and the stream never
+// calls read(2), so a reader that goes away is reported as EPIPE; on a
+// read-only fd, Write fails the same way.
+//
+// NewStream is safe from any goroutine; see Stream for the goroutines that
+// may then use the stream.
 func NewStream(l *IOLoop, fd int, opts ...StreamOption) (*Stream, error) {
 	if l == nil {
 		return nil, errors.New("ioloop: NewStream: nil loop")
@@ -209,11 +228,20 @@ func NewStream(l *IOLoop, fd int, opts ...StreamOption) (*Stream, error) {
 	if fd < 0 {
 		return nil, os.NewSyscallError("NewStream", unix.EBADF)
 	}
-	if err := unix.SetNonblock(fd, true); err != nil {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
 		return nil, os.NewSyscallError("fcntl", err)
 	}
-	_, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	return newStream(l, fd, err == nil, opts), nil
+	if fl&unix.O_NONBLOCK == 0 {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl|unix.O_NONBLOCK); err != nil {
+			return nil, os.NewSyscallError("fcntl", err)
+		}
+	}
+	_, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	s := newStream(l, fd, err == nil, opts)
+	s.noRead = fl&unix.O_ACCMODE == unix.O_WRONLY
+	s.noWrite = fl&unix.O_ACCMODE == unix.O_RDONLY
+	return s, nil
 }
 
 // newStream builds a Stream for an fd already known to be non-blocking.
@@ -601,7 +629,9 @@ func (s *Stream) handleErrorEvent() {
 	switch {
 	case s.lingering:
 		s.closeNow(s.closingErr)
-	case s.errEvent&epollErr != 0:
+	case s.errEvent&epollErr != 0, s.noRead:
+		// On a write-only fd every Error condition means the reading side
+		// is gone (a pipe reports EPOLLERR then).
 		s.closeNow(s.socketError())
 	case s.rdDone:
 		s.closeNow(io.EOF) // hang-up and nothing left to read
@@ -689,7 +719,11 @@ func (s *Stream) updateInterest() {
 		return
 	}
 	if !s.registered {
-		if want == None {
+		// A write-only stream notices its reader going away only through
+		// the Error event (it never reads), so with a close callback set it
+		// registers even with nothing to wait for: epoll reports Error
+		// conditions whatever the interest.
+		if want == None && !(s.noRead && s.closeCb != nil) {
 			return
 		}
 		if err := s.loop.AddHandler(s.fd, (*streamHandler)(s), want); err != nil {

@@ -46,8 +46,9 @@ type readState struct {
 // delim must not change until cb runs.
 //
 // ReadUntil returns an error, and cb never runs, when the call is invalid
-// (nil cb, empty delim, a read already pending) or the stream's read side
-// has finished and the buffer cannot satisfy the read. Otherwise cb runs
+// (nil cb, empty delim, a read already pending, a write-only fd: an error
+// wrapping EBADF) or the stream's read side has finished and the buffer
+// cannot satisfy the read. Otherwise cb runs
 // exactly once, on the loop goroutine, with a slice valid only until it
 // returns.
 func (s *Stream) ReadUntil(delim []byte, max int, cb func([]byte, error)) error {
@@ -98,6 +99,9 @@ func (s *Stream) Reading() bool { return s.read.op != opNone }
 func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error)) error {
 	if cb == nil {
 		return errNilCallback
+	}
+	if s.noRead {
+		return errWriteOnly
 	}
 	r := &s.read
 	if r.op != opNone {
@@ -240,7 +244,7 @@ func (s *Stream) finishRead(cause error) {
 func (s *Stream) wantsRead() bool {
 	r := &s.read
 	switch {
-	case s.rdDone:
+	case s.rdDone, s.noRead:
 		return false
 	case r.op == opNone:
 		return r.end == r.start

@@ -54,9 +54,13 @@ type writeState struct {
 //
 // Write returns an error, and cb never runs, when the stream is closed
 // (the error matches ErrStreamClosed and wraps the cause, e.g. EPIPE when
-// the write itself hit a dead peer) or when p would take the queue over its
-// cap (ErrWriteQueueFull: nothing was written; see OnDrain).
+// the write itself hit a dead peer), when p would take the queue over its
+// cap (ErrWriteQueueFull: nothing was written; see OnDrain), or when the
+// fd is read-only (an error wrapping EBADF).
 func (s *Stream) Write(p []byte, cb func(error)) error {
+	if s.noWrite {
+		return errReadOnly
+	}
 	if s.closed {
 		return s.closedErr
 	}
