@@ -81,6 +81,7 @@ type Stream struct {
 	lingering  bool                 // closing: write side shut, discarding input until EOF
 	ltimer     *Timeout             // bounds the lingering close
 	rtimer     *Timeout             // read-timeout timer, armed lazily
+	rtimerAt   time.Time            // the deadline rtimer was armed for
 	rtimerFn   func()               // s.onReadTimer, bound once
 	rdeadline  time.Time            // when the pending read times out (zero: never)
 	read       readState            // the read buffer and the pending read

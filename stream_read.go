@@ -118,11 +118,19 @@ func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error
 	s.parked = false
 	if d := s.cfg.readTimeout; d > 0 && !s.closed {
 		s.rdeadline = s.loop.batchNow().Add(d)
+		if s.rtimer != nil && s.rdeadline.Before(s.rtimerAt) {
+			// SetReadTimeout shortened the timeout: the armed timer
+			// would fire too late. (With an unchanged timeout deadlines
+			// only move later, so this costs nothing on a busy stream.)
+			s.loop.RemoveTimeout(s.rtimer)
+			s.rtimer = nil
+		}
 		if s.rtimer == nil {
 			if s.rtimerFn == nil {
 				s.rtimerFn = s.onReadTimer
 			}
 			s.rtimer = s.loop.CallLater(d, s.rtimerFn)
+			s.rtimerAt = s.rdeadline
 		}
 	}
 	if !s.inRun {
@@ -325,6 +333,7 @@ func (s *Stream) onReadTimer() {
 	}
 	if now := time.Now(); now.Before(s.rdeadline) {
 		s.rtimer = s.loop.CallLater(s.rdeadline.Sub(now), s.rtimerFn)
+		s.rtimerAt = s.rdeadline
 		return
 	}
 	s.closeNow(ErrTimeout)
