@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/ioloop-go/ioloop/internal/goid"
 	"golang.org/x/sys/unix"
 )
 
@@ -19,11 +20,28 @@ import (
 // delimiter", "exactly n bytes", "whatever is there", "until close") or a
 // write, and a callback runs on the loop goroutine when it is done.
 //
-// Goroutines. A Stream belongs to its loop: call its methods only on the
-// loop goroutine (from a handler, callback or timer of that loop, or from
-// any Stream callback). From another goroutine, hop over with
-// s.Loop().AddCallback(func() { s.Write(...) }). This is what lets the hot
-// path run without a single lock or atomic.
+// Goroutines. A Stream belongs to its loop, as Tornado's IOStream belongs
+// to its IOLoop. Its methods run on the loop goroutine (in a handler,
+// callback or timer of that loop, or in any Stream callback) or, while the
+// loop is not running, on one goroutine at a time (to set a stream up
+// before Start: the go statement that starts the loop orders the two).
+// That is what lets the loop path go without locks. The methods check the
+// rule (a few nanoseconds); called on another goroutine while the loop
+// runs:
+//
+//   - Close and CloseAfterFlush are safe: they hop to the loop
+//     (AddCallback), and the stream closes there shortly after.
+//   - SetCloseCallback, OnDrain and SetReadTimeout hop the same way: they
+//     have no error to return, and hops run in order.
+//   - The methods that return an error (Write, ReadUntil, ReadBytes,
+//     ReadSome, ReadUntilClose, CloseWrite, SetNoDelay, SetKeepAlive)
+//     return ErrNotOnLoop and do nothing: no state changes, no callback.
+//   - The accessors (Buffered, Closed, Err, Fd, Reading, WriteQueueLen,
+//     RemoteAddr, LocalAddr) read loop-owned state unchecked: loop
+//     goroutine only. Loop is safe anywhere.
+//
+// To use a stream from another goroutine, hop over:
+// s.Loop().AddCallback(func() { err := s.Write(p, cb); ... }).
 //
 // Callbacks never run inside the call that requested them: a read that the
 // buffer can already satisfy, a write that completed at once or a close
@@ -137,6 +155,10 @@ var (
 	// ErrShutdown is the cause of a stream closed by its server's Close or
 	// at the deadline of its Shutdown.
 	ErrShutdown = errors.New("ioloop: server shut down")
+	// ErrNotOnLoop: a Stream method was called on another goroutine than
+	// its loop's while the loop runs. The call did nothing. See Stream.
+	ErrNotOnLoop = errors.New("ioloop: Stream method called off its loop goroutine while the loop runs; " +
+		"call it on the loop goroutine, e.g. s.Loop().AddCallback(func() { ... })")
 
 	errStreamPanic = errors.New("ioloop: a stream callback panicked")
 	errNilCallback = errors.New("ioloop: nil callback")
@@ -268,18 +290,35 @@ func newStream(l *IOLoop, fd int, sock bool, opts []StreamOption) *Stream {
 	return s
 }
 
-// Loop returns the loop the stream runs on.
+// callerOwns reports whether the calling goroutine may use s (see Stream):
+// it runs s's loop, or that loop is not running. It costs an atomic load
+// and, while the loop runs, a goroutine identity read (a few ns): only the
+// public entry points call it, never the per-event path.
+func (s *Stream) callerOwns() bool {
+	o := s.loop.owner.Load()
+	return o == 0 || o == goid.Current()
+}
+
+// hop queues fn on s's loop for a caller on another goroutine. It reports
+// whether fn was queued: a closed loop runs nothing any more.
+func (s *Stream) hop(fn func()) bool {
+	return s.loop.AddCallback(fn) == nil
+}
+
+// Loop returns the loop the stream runs on. Safe from any goroutine.
 func (s *Stream) Loop() *IOLoop { return s.loop }
 
-// Fd returns the descriptor, or -1 once the stream is closed.
+// Fd returns the descriptor, or -1 once the stream is closed. Like every
+// accessor, loop goroutine only (see Stream).
 func (s *Stream) Fd() int { return s.fd }
 
 // Closed reports whether the stream is closed. Data already buffered can
-// still be read from a closed stream.
+// still be read from a closed stream. Loop goroutine only.
 func (s *Stream) Closed() bool { return s.closed }
 
 // Err returns why the stream closed: nil while open or after Close, io.EOF
-// when the peer closed, otherwise the error that ended it.
+// when the peer closed, otherwise the error that ended it. Loop goroutine
+// only.
 func (s *Stream) Err() error {
 	if !s.closed {
 		return nil
@@ -288,12 +327,18 @@ func (s *Stream) Err() error {
 }
 
 // Buffered returns the number of bytes read from the fd and not yet
-// consumed by a read callback.
+// consumed by a read callback. Loop goroutine only.
 func (s *Stream) Buffered() int { return s.read.end - s.read.start }
 
 // SetCloseCallback sets fn to run once, on the loop goroutine, after the
 // stream closes and every pending read and write callback has been told.
 // fn gets Err(). Setting it on a stream that already closed schedules it.
+//
+// From another goroutine while the loop runs, it is applied on the loop
+// shortly after (through AddCallback, so in order with a Close queued
+// after it); it has no error to return, and a closed stream still gets
+// its callback. On a closed loop, which runs nothing any more, it is
+// dropped.
 //
 // A peer's close is noticed by reading: while a read is pending, or while
 // the read buffer is empty (the stream then reads ahead). With data
@@ -301,6 +346,10 @@ func (s *Stream) Buffered() int { return s.read.end - s.read.start }
 // not spin on data nobody asked for), so the close is seen once the
 // buffered data has been read.
 func (s *Stream) SetCloseCallback(fn func(error)) {
+	if !s.callerOwns() {
+		s.hop(func() { s.SetCloseCallback(fn) })
+		return
+	}
 	s.closeCb = fn
 	if s.closed && s.closeDone && fn != nil {
 		s.closeDone = false
@@ -313,14 +362,31 @@ func (s *Stream) SetCloseCallback(fn func(error)) {
 }
 
 // SetReadTimeout closes the stream with ErrTimeout when a read stays
-// pending longer than d; 0 disables. It applies from the next read.
-func (s *Stream) SetReadTimeout(d time.Duration) { s.cfg.readTimeout = d }
+// pending longer than d; 0 disables. It applies from the next read. From
+// another goroutine it hops to the loop, as SetCloseCallback does.
+func (s *Stream) SetReadTimeout(d time.Duration) {
+	if !s.callerOwns() {
+		s.hop(func() { s.SetReadTimeout(d) })
+		return
+	}
+	s.cfg.readTimeout = d
+}
 
 // Close closes the stream now: queued writes are dropped (their callbacks
 // get ErrStreamClosed), a pending read that the buffer cannot satisfy
 // fails, then the close callback runs with a nil error. Use
 // CloseAfterFlush to let queued writes go out first. Idempotent.
+//
+// Safe from any goroutine: off the loop, the close is queued to the loop
+// (AddCallback) and happens there shortly after Close returns; the close
+// callback runs once, on the loop, either way. If the loop was closed and
+// is finishing its last iteration, nothing can be queued: Close then waits
+// for the loop to return and closes the stream itself.
 func (s *Stream) Close() {
+	if !s.callerOwns() {
+		s.closeOffLoop(s.Close)
+		return
+	}
 	if s.closed {
 		return
 	}
@@ -334,8 +400,13 @@ func (s *Stream) Close() {
 // does): the sending side is shut down and input discarded until the peer's
 // EOF, for at most LingerTimeout, because closing a socket with unread
 // input makes the kernel send a reset that can destroy the answer just
-// written. The close callback runs when the fd is finally closed.
+// written. The close callback runs when the fd is finally closed. Safe
+// from any goroutine, as Close is.
 func (s *Stream) CloseAfterFlush() {
+	if !s.callerOwns() {
+		s.closeOffLoop(s.CloseAfterFlush)
+		return
+	}
 	if s.closed {
 		return
 	}
@@ -348,9 +419,27 @@ func (s *Stream) CloseAfterFlush() {
 	s.kick()
 }
 
+// closeOffLoop runs closeFn (Close or CloseAfterFlush) on the loop for a
+// caller on another goroutine. A loop that is closed but still running
+// accepts no callback; it stops within its current iteration, after which
+// the stream is the caller's to close (the fd must not leak).
+func (s *Stream) closeOffLoop(closeFn func()) {
+	if s.hop(closeFn) {
+		return
+	}
+	for !s.callerOwns() {
+		time.Sleep(100 * time.Microsecond)
+	}
+	closeFn()
+}
+
 // CloseWrite flushes the write queue, then shuts down the sending side
 // (shutdown(SHUT_WR): the peer sees EOF) while reads go on. Sockets only.
+// Off the loop it returns ErrNotOnLoop.
 func (s *Stream) CloseWrite() error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
 	if s.closed {
 		return s.closedErr
 	}
@@ -364,6 +453,7 @@ func (s *Stream) CloseWrite() error {
 }
 
 // RemoteAddr returns the peer's address for a socket (nil otherwise).
+// Loop goroutine only (it caches the address).
 func (s *Stream) RemoteAddr() net.Addr {
 	if s.peer == nil && s.sock && s.fd >= 0 {
 		if sa, err := unix.Getpeername(s.fd); err == nil {
@@ -373,7 +463,8 @@ func (s *Stream) RemoteAddr() net.Addr {
 	return s.peer
 }
 
-// LocalAddr returns the socket's local address (nil otherwise).
+// LocalAddr returns the socket's local address (nil otherwise). Loop
+// goroutine only (it reads the fd, which the loop may close).
 func (s *Stream) LocalAddr() net.Addr {
 	if !s.sock || s.fd < 0 {
 		return nil
@@ -386,8 +477,12 @@ func (s *Stream) LocalAddr() net.Addr {
 }
 
 // SetNoDelay sets TCP_NODELAY (Nagle off when true). Servers and Connect
-// turn it on for TCP by default, as Go's net package does.
+// turn it on for TCP by default, as Go's net package does. Off the loop
+// it returns ErrNotOnLoop.
 func (s *Stream) SetNoDelay(on bool) error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
 	if s.closed {
 		return s.closedErr
 	}
@@ -395,8 +490,12 @@ func (s *Stream) SetNoDelay(on bool) error {
 }
 
 // SetKeepAlive turns TCP keep-alive probes on with the given idle time and
-// interval (0 keeps the kernel's), or off.
+// interval (0 keeps the kernel's), or off. Off the loop it returns
+// ErrNotOnLoop.
 func (s *Stream) SetKeepAlive(on bool, idle time.Duration) error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
 	if s.closed {
 		return s.closedErr
 	}

@@ -46,12 +46,15 @@ type readState struct {
 // delim must not change until cb runs.
 //
 // ReadUntil returns an error, and cb never runs, when the call is invalid
-// (nil cb, empty delim, a read already pending, a write-only fd: an error
-// wrapping EBADF) or the stream's read side has finished and the buffer
-// cannot satisfy the read. Otherwise cb runs
+// (ErrNotOnLoop off the loop goroutine, see Stream; nil cb, empty delim, a
+// read already pending, a write-only fd: an error wrapping EBADF) or the
+// stream's read side has finished and the buffer cannot satisfy the read. Otherwise cb runs
 // exactly once, on the loop goroutine, with a slice valid only until it
 // returns.
 func (s *Stream) ReadUntil(delim []byte, max int, cb func([]byte, error)) error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
 	if len(delim) == 0 {
 		return os.NewSyscallError("ReadUntil: empty delimiter", unix.EINVAL)
 	}
@@ -68,6 +71,9 @@ func (s *Stream) ReadUntil(delim []byte, max int, cb func([]byte, error)) error 
 // buffer cap, else ErrBufferFull). Contract as for ReadUntil; at EOF before
 // n bytes, cb gets an error matching ErrStreamClosed and io.EOF.
 func (s *Stream) ReadBytes(n int, cb func([]byte, error)) error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
 	if n <= 0 {
 		return os.NewSyscallError("ReadBytes", unix.EINVAL)
 	}
@@ -82,6 +88,9 @@ func (s *Stream) ReadBytes(n int, cb func([]byte, error)) error {
 // the cheap path for proxies and echo servers: one read syscall per
 // readiness event, and the data can be written straight back.
 func (s *Stream) ReadSome(cb func([]byte, error)) error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
 	return s.startRead(opSome, nil, 0, cb)
 }
 
@@ -90,10 +99,13 @@ func (s *Stream) ReadSome(cb func([]byte, error)) error {
 // was buffered and the error; past the read buffer cap it fails with
 // ErrBufferFull and the stream closes.
 func (s *Stream) ReadUntilClose(cb func([]byte, error)) error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
 	return s.startRead(opClose, nil, 0, cb)
 }
 
-// Reading reports whether a read is pending.
+// Reading reports whether a read is pending. Loop goroutine only.
 func (s *Stream) Reading() bool { return s.read.op != opNone }
 
 func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error)) error {

@@ -179,6 +179,7 @@ func streamPair(t *testing.T, kind string) (fd int, peer io.ReadWriteCloser) {
 		}
 		f := os.NewFile(uintptr(fds[1]), "socketpair peer")
 		t.Cleanup(func() { _ = f.Close() })
+		_ = f.SetDeadline(time.Now().Add(testTimeout))
 		return fds[0], f
 	case "pipe":
 		var p [2]int
@@ -187,6 +188,7 @@ func streamPair(t *testing.T, kind string) (fd int, peer io.ReadWriteCloser) {
 		}
 		f := os.NewFile(uintptr(p[1]), "pipe write end")
 		t.Cleanup(func() { _ = f.Close() })
+		_ = f.SetDeadline(time.Now().Add(testTimeout))
 		return p[0], f
 	}
 	t.Fatalf("unknown pair kind %q", kind)
