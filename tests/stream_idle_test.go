@@ -60,9 +60,11 @@ func TestStreamPausedReaderLetsTheLoopSleep(t *testing.T) {
 				t.Fatalf("ReadBytes(10) = %q, %v; want %q", r.data, r.err, want[:10])
 			}
 			// No read pending, the peer's data waiting: the loop must sleep.
-			if n := idleIterations(l, 200*time.Millisecond); n >= maxIdleIterations {
+			n := idleIterations(l, 200*time.Millisecond)
+			if n >= maxIdleIterations {
 				t.Fatalf("the loop ran %d iterations in 200 ms with no read pending; want < %d (it spins on Read interest nobody acts on)", n, maxIdleIterations)
 			}
+			t.Logf("%d loop iterations in 200 ms with no read pending", n)
 
 			rest := make(chan streamResult, 1)
 			onLoop(t, l, func() {
@@ -101,9 +103,11 @@ func TestStreamCloseCallbackWithUnreadDataLetsTheLoopSleep(t *testing.T) {
 				onLoop(t, l, func() { n = s.Buffered() })
 				return n > 0
 			})
-			if n := idleIterations(l, 200*time.Millisecond); n >= maxIdleIterations {
+			n := idleIterations(l, 200*time.Millisecond)
+			if n >= maxIdleIterations {
 				t.Fatalf("the loop ran %d iterations in 200 ms with only a close callback set; want < %d", n, maxIdleIterations)
 			}
+			t.Logf("%d loop iterations in 200 ms with only a close callback set", n)
 
 			got := make(chan streamResult, 1)
 			onLoop(t, l, func() {
