@@ -17,8 +17,11 @@
 //
 // Start runs the loop on the calling goroutine, locked to its OS thread.
 // Handlers, callbacks and timers all run there, one at a time, so they need
-// no locks among themselves. Every method may be called from any goroutine;
-// AddCallback is the way to hand work to the loop.
+// no locks among themselves. The loop's methods may be called from any
+// goroutine; AddCallback is the way to hand work to the loop. A Stream is
+// the exception: it belongs to its loop, and its methods run on the loop
+// goroutine (or before Start); off the loop, Close and the setters hop over
+// by themselves and the other methods return ErrNotOnLoop (see Stream).
 //
 // # Correctness guarantees
 //

@@ -11,6 +11,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -37,6 +38,7 @@ type Server struct {
 
 	doneCh   chan struct{} // closed once the listener and every stream are closed
 	doneOnce sync.Once
+	nStreams atomic.Int64 // len(streams), written by the loop, read by NumStreams anywhere
 
 	// Owned by the loop goroutine once Listen returns.
 	fd       int       // listening socket; -1 once closed
@@ -213,8 +215,10 @@ func (sv *Server) Addr() net.Addr { return sv.addr }
 // Loop returns the loop the server runs on.
 func (sv *Server) Loop() *IOLoop { return sv.loop }
 
-// NumStreams returns the number of open streams. Loop goroutine only.
-func (sv *Server) NumStreams() int { return len(sv.streams) }
+// NumStreams returns the number of open streams (accepted and not yet
+// closed). Safe from any goroutine: it reads a counter the loop keeps,
+// one atomic add per accept and per close.
+func (sv *Server) NumStreams() int { return int(sv.nStreams.Load()) }
 
 // Done is closed once the server has stopped accepting and every one of
 // its streams has closed (after Close or Shutdown).
@@ -300,6 +304,7 @@ func (sv *Server) serve(nfd int) {
 	s.srv = sv
 	s.srvIdx = len(sv.streams)
 	sv.streams = append(sv.streams, s)
+	sv.nStreams.Add(1)
 	defer func() {
 		if r := recover(); r != nil {
 			sv.log.Error("ioloop: panic in stream handler; connection closed",
@@ -319,6 +324,7 @@ func (sv *Server) streamClosed(s *Stream) {
 		sv.streams[i].srvIdx = i
 		sv.streams[last] = nil
 		sv.streams = sv.streams[:last]
+		sv.nStreams.Add(-1)
 	}
 	s.srv = nil
 	if sv.paused && sv.starved {

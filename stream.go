@@ -4,11 +4,13 @@ package ioloop
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os"
 	"time"
 
+	"github.com/ioloop-go/ioloop/internal/goid"
 	"golang.org/x/sys/unix"
 )
 
@@ -18,11 +20,28 @@ import (
 // delimiter", "exactly n bytes", "whatever is there", "until close") or a
 // write, and a callback runs on the loop goroutine when it is done.
 //
-// Goroutines. A Stream belongs to its loop: call its methods only on the
-// loop goroutine (from a handler, callback or timer of that loop, or from
-// any Stream callback). From another goroutine, hop over with
-// s.Loop().AddCallback(func() { s.Write(...) }). This is what lets the hot
-// path run without a single lock or atomic.
+// Goroutines. A Stream belongs to its loop, as Tornado's IOStream belongs
+// to its IOLoop. Its methods run on the loop goroutine (in a handler,
+// callback or timer of that loop, or in any Stream callback) or, while the
+// loop is not running, on one goroutine at a time (to set a stream up
+// before Start: the go statement that starts the loop orders the two).
+// That is what lets the loop path go without locks. The methods check the
+// rule (a few nanoseconds); called on another goroutine while the loop
+// runs:
+//
+//   - Close and CloseAfterFlush are safe: they hop to the loop
+//     (AddCallback), and the stream closes there shortly after.
+//   - SetCloseCallback, OnDrain and SetReadTimeout hop the same way: they
+//     have no error to return, and hops run in order.
+//   - The methods that return an error (Write, ReadUntil, ReadBytes,
+//     ReadSome, ReadUntilClose, CloseWrite, SetNoDelay, SetKeepAlive)
+//     return ErrNotOnLoop and do nothing: no state changes, no callback.
+//   - The accessors (Buffered, Closed, Err, Fd, Reading, WriteQueueLen,
+//     RemoteAddr, LocalAddr) read loop-owned state unchecked: loop
+//     goroutine only. Loop is safe anywhere.
+//
+// To use a stream from another goroutine, hop over:
+// s.Loop().AddCallback(func() { err := s.Write(p, cb); ... }).
 //
 // Callbacks never run inside the call that requested them: a read that the
 // buffer can already satisfy, a write that completed at once or a close
@@ -41,6 +60,11 @@ type Stream struct {
 	loop *IOLoop // the loop that runs every callback; fixed at creation
 	fd   int     // the descriptor; -1 once closed
 	sock bool    // fd is a socket: writes use send/sendmsg with MSG_NOSIGNAL
+	// The fd's access mode (F_GETFL at NewStream; sockets are both): a
+	// write-only fd (a pipe's write end) is never read and never asks for
+	// Read, a read-only one is never written.
+	noRead  bool
+	noWrite bool
 
 	cfg streamConfig // limits and modes, fixed at creation (timeout settable)
 
@@ -75,6 +99,7 @@ type Stream struct {
 	lingering  bool                 // closing: write side shut, discarding input until EOF
 	ltimer     *Timeout             // bounds the lingering close
 	rtimer     *Timeout             // read-timeout timer, armed lazily
+	rtimerAt   time.Time            // the deadline rtimer was armed for
 	rtimerFn   func()               // s.onReadTimer, bound once
 	rdeadline  time.Time            // when the pending read times out (zero: never)
 	read       readState            // the read buffer and the pending read
@@ -130,9 +155,19 @@ var (
 	// ErrShutdown is the cause of a stream closed by its server's Close or
 	// at the deadline of its Shutdown.
 	ErrShutdown = errors.New("ioloop: server shut down")
+	// ErrNotOnLoop: a Stream method was called on another goroutine than
+	// its loop's while the loop runs. The call did nothing. See Stream.
+	ErrNotOnLoop = errors.New("ioloop: Stream method called off its loop goroutine while the loop runs; " +
+		"call it on the loop goroutine, e.g. s.Loop().AddCallback(func() { ... })")
 
 	errStreamPanic = errors.New("ioloop: a stream callback panicked")
 	errNilCallback = errors.New("ioloop: nil callback")
+	// errWriteOnly and errReadOnly reject a read on a write-only fd and a
+	// write on a read-only one. They wrap EBADF, which is what read(2) and
+	// write(2) would have said, but the stream never makes that call: the
+	// misuse leaves the stream as it was.
+	errWriteOnly = fmt.Errorf("ioloop: read from a write-only stream: %w", unix.EBADF)
+	errReadOnly  = fmt.Errorf("ioloop: write to a read-only stream: %w", unix.EBADF)
 )
 
 // streamConfig holds a stream's limits; see the StreamOption constructors.
@@ -151,9 +186,9 @@ const (
 	defaultInitialRead = 4 << 10
 	defaultMaxRead     = 4 << 20
 	defaultMaxWrite    = 16 << 20
-	// readAheadLimit bounds what a stream reads with no read pending (to
-	// notice a peer's close, or to have the next request ready). Reads that
-	// need more grow the buffer up to the cap.
+	// readAheadLimit bounds how far the read buffer grows on its own, when
+	// reads keep filling it (a fast peer); only a pending read that needs
+	// more grows it further, up to the cap.
 	readAheadLimit = 64 << 10
 )
 
@@ -200,8 +235,15 @@ func WithReadTimeout(d time.Duration) StreamOption {
 // NewStream wraps fd, which must be open and pollable, in a Stream on loop
 // l. It sets O_NONBLOCK, and from now on the Stream owns fd (Close closes
 // it). The fd is registered with the loop lazily, on the first request that
-// needs readiness. Safe from any goroutine; the Stream itself is then for
-// the loop goroutine only.
+// needs readiness.
+//
+// The stream follows the fd's access mode: on a write-only fd (a pipe's
+// write end) reads fail with an error wrapping EBADF and the stream never
+// calls read(2), so a reader that goes away is reported as EPIPE; on a
+// read-only fd, Write fails the same way.
+//
+// NewStream is safe from any goroutine; see Stream for the goroutines that
+// may then use the stream.
 func NewStream(l *IOLoop, fd int, opts ...StreamOption) (*Stream, error) {
 	if l == nil {
 		return nil, errors.New("ioloop: NewStream: nil loop")
@@ -209,11 +251,20 @@ func NewStream(l *IOLoop, fd int, opts ...StreamOption) (*Stream, error) {
 	if fd < 0 {
 		return nil, os.NewSyscallError("NewStream", unix.EBADF)
 	}
-	if err := unix.SetNonblock(fd, true); err != nil {
+	fl, err := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+	if err != nil {
 		return nil, os.NewSyscallError("fcntl", err)
 	}
-	_, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	return newStream(l, fd, err == nil, opts), nil
+	if fl&unix.O_NONBLOCK == 0 {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFL, fl|unix.O_NONBLOCK); err != nil {
+			return nil, os.NewSyscallError("fcntl", err)
+		}
+	}
+	_, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	s := newStream(l, fd, err == nil, opts)
+	s.noRead = fl&unix.O_ACCMODE == unix.O_WRONLY
+	s.noWrite = fl&unix.O_ACCMODE == unix.O_RDONLY
+	return s, nil
 }
 
 // newStream builds a Stream for an fd already known to be non-blocking.
@@ -239,18 +290,35 @@ func newStream(l *IOLoop, fd int, sock bool, opts []StreamOption) *Stream {
 	return s
 }
 
-// Loop returns the loop the stream runs on.
+// callerOwns reports whether the calling goroutine may use s (see Stream):
+// it runs s's loop, or that loop is not running. It costs an atomic load
+// and, while the loop runs, a goroutine identity read (a few ns): only the
+// public entry points call it, never the per-event path.
+func (s *Stream) callerOwns() bool {
+	o := s.loop.owner.Load()
+	return o == 0 || o == goid.Current()
+}
+
+// hop queues fn on s's loop for a caller on another goroutine. It reports
+// whether fn was queued: a closed loop runs nothing any more.
+func (s *Stream) hop(fn func()) bool {
+	return s.loop.AddCallback(fn) == nil
+}
+
+// Loop returns the loop the stream runs on. Safe from any goroutine.
 func (s *Stream) Loop() *IOLoop { return s.loop }
 
-// Fd returns the descriptor, or -1 once the stream is closed.
+// Fd returns the descriptor, or -1 once the stream is closed. Like every
+// accessor, loop goroutine only (see Stream).
 func (s *Stream) Fd() int { return s.fd }
 
 // Closed reports whether the stream is closed. Data already buffered can
-// still be read from a closed stream.
+// still be read from a closed stream. Loop goroutine only.
 func (s *Stream) Closed() bool { return s.closed }
 
 // Err returns why the stream closed: nil while open or after Close, io.EOF
-// when the peer closed, otherwise the error that ended it.
+// when the peer closed, otherwise the error that ended it. Loop goroutine
+// only.
 func (s *Stream) Err() error {
 	if !s.closed {
 		return nil
@@ -259,13 +327,29 @@ func (s *Stream) Err() error {
 }
 
 // Buffered returns the number of bytes read from the fd and not yet
-// consumed by a read callback.
+// consumed by a read callback. Loop goroutine only.
 func (s *Stream) Buffered() int { return s.read.end - s.read.start }
 
 // SetCloseCallback sets fn to run once, on the loop goroutine, after the
 // stream closes and every pending read and write callback has been told.
 // fn gets Err(). Setting it on a stream that already closed schedules it.
+//
+// From another goroutine while the loop runs, it is applied on the loop
+// shortly after (through AddCallback, so in order with a Close queued
+// after it); it has no error to return, and a closed stream still gets
+// its callback. On a closed loop, which runs nothing any more, it is
+// dropped.
+//
+// A peer's close is noticed by reading: while a read is pending, or while
+// the read buffer is empty (the stream then reads ahead). With data
+// buffered and no read pending the stream stops reading (the loop must
+// not spin on data nobody asked for), so the close is seen once the
+// buffered data has been read.
 func (s *Stream) SetCloseCallback(fn func(error)) {
+	if !s.callerOwns() {
+		s.hop(func() { s.SetCloseCallback(fn) })
+		return
+	}
 	s.closeCb = fn
 	if s.closed && s.closeDone && fn != nil {
 		s.closeDone = false
@@ -278,14 +362,31 @@ func (s *Stream) SetCloseCallback(fn func(error)) {
 }
 
 // SetReadTimeout closes the stream with ErrTimeout when a read stays
-// pending longer than d; 0 disables. It applies from the next read.
-func (s *Stream) SetReadTimeout(d time.Duration) { s.cfg.readTimeout = d }
+// pending longer than d; 0 disables. It applies from the next read. From
+// another goroutine it hops to the loop, as SetCloseCallback does.
+func (s *Stream) SetReadTimeout(d time.Duration) {
+	if !s.callerOwns() {
+		s.hop(func() { s.SetReadTimeout(d) })
+		return
+	}
+	s.cfg.readTimeout = d
+}
 
 // Close closes the stream now: queued writes are dropped (their callbacks
 // get ErrStreamClosed), a pending read that the buffer cannot satisfy
 // fails, then the close callback runs with a nil error. Use
 // CloseAfterFlush to let queued writes go out first. Idempotent.
+//
+// Safe from any goroutine: off the loop, the close is queued to the loop
+// (AddCallback) and happens there shortly after Close returns; the close
+// callback runs once, on the loop, either way. If the loop was closed and
+// is finishing its last iteration, nothing can be queued: Close then waits
+// for the loop to return and closes the stream itself.
 func (s *Stream) Close() {
+	if !s.callerOwns() {
+		s.closeOffLoop(s.Close)
+		return
+	}
 	if s.closed {
 		return
 	}
@@ -299,8 +400,13 @@ func (s *Stream) Close() {
 // does): the sending side is shut down and input discarded until the peer's
 // EOF, for at most LingerTimeout, because closing a socket with unread
 // input makes the kernel send a reset that can destroy the answer just
-// written. The close callback runs when the fd is finally closed.
+// written. The close callback runs when the fd is finally closed. Safe
+// from any goroutine, as Close is.
 func (s *Stream) CloseAfterFlush() {
+	if !s.callerOwns() {
+		s.closeOffLoop(s.CloseAfterFlush)
+		return
+	}
 	if s.closed {
 		return
 	}
@@ -313,9 +419,27 @@ func (s *Stream) CloseAfterFlush() {
 	s.kick()
 }
 
+// closeOffLoop runs closeFn (Close or CloseAfterFlush) on the loop for a
+// caller on another goroutine. A loop that is closed but still running
+// accepts no callback; it stops within its current iteration, after which
+// the stream is the caller's to close (the fd must not leak).
+func (s *Stream) closeOffLoop(closeFn func()) {
+	if s.hop(closeFn) {
+		return
+	}
+	for !s.callerOwns() {
+		time.Sleep(100 * time.Microsecond)
+	}
+	closeFn()
+}
+
 // CloseWrite flushes the write queue, then shuts down the sending side
 // (shutdown(SHUT_WR): the peer sees EOF) while reads go on. Sockets only.
+// Off the loop it returns ErrNotOnLoop.
 func (s *Stream) CloseWrite() error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
 	if s.closed {
 		return s.closedErr
 	}
@@ -329,6 +453,7 @@ func (s *Stream) CloseWrite() error {
 }
 
 // RemoteAddr returns the peer's address for a socket (nil otherwise).
+// Loop goroutine only (it caches the address).
 func (s *Stream) RemoteAddr() net.Addr {
 	if s.peer == nil && s.sock && s.fd >= 0 {
 		if sa, err := unix.Getpeername(s.fd); err == nil {
@@ -338,7 +463,8 @@ func (s *Stream) RemoteAddr() net.Addr {
 	return s.peer
 }
 
-// LocalAddr returns the socket's local address (nil otherwise).
+// LocalAddr returns the socket's local address (nil otherwise). Loop
+// goroutine only (it reads the fd, which the loop may close).
 func (s *Stream) LocalAddr() net.Addr {
 	if !s.sock || s.fd < 0 {
 		return nil
@@ -351,8 +477,12 @@ func (s *Stream) LocalAddr() net.Addr {
 }
 
 // SetNoDelay sets TCP_NODELAY (Nagle off when true). Servers and Connect
-// turn it on for TCP by default, as Go's net package does.
+// turn it on for TCP by default, as Go's net package does. Off the loop
+// it returns ErrNotOnLoop.
 func (s *Stream) SetNoDelay(on bool) error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
 	if s.closed {
 		return s.closedErr
 	}
@@ -360,8 +490,12 @@ func (s *Stream) SetNoDelay(on bool) error {
 }
 
 // SetKeepAlive turns TCP keep-alive probes on with the given idle time and
-// interval (0 keeps the kernel's), or off.
+// interval (0 keeps the kernel's), or off. Off the loop it returns
+// ErrNotOnLoop.
 func (s *Stream) SetKeepAlive(on bool, idle time.Duration) error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
 	if s.closed {
 		return s.closedErr
 	}
@@ -470,10 +604,10 @@ func (s *Stream) settle() {
 			if s.serveRead() {
 				continue
 			}
-			if s.read.ready && !s.rdDone && s.fill() {
+			if s.read.ready && s.fill() {
 				continue
 			}
-		} else if s.read.ready && !s.rdDone && s.read.end-s.read.start < readAheadLimit {
+		} else if s.read.ready && s.wantsRead() {
 			if s.fill() && s.rdDone {
 				continue
 			}
@@ -595,13 +729,16 @@ func (s *Stream) handleErrorEvent() {
 	switch {
 	case s.lingering:
 		s.closeNow(s.closingErr)
-	case s.errEvent&epollErr != 0:
+	case s.errEvent&epollErr != 0, s.noRead:
+		// On a write-only fd every Error condition means the reading side
+		// is gone (a pipe reports EPOLLERR then).
 		s.closeNow(s.socketError())
 	case s.rdDone:
 		s.closeNow(io.EOF) // hang-up and nothing left to read
 	case s.read.ready:
-		// The peer hung up but there was no room to read its last bytes:
-		// stop watching until the user reads again (no data is lost).
+		// The peer hung up but the stream does not read now (see
+		// wantsRead: data is buffered and no read is pending): stop
+		// watching until the user reads again (no data is lost).
 		s.parked = true
 	}
 }
@@ -667,11 +804,8 @@ func (s *Stream) updateInterest() {
 	} else {
 		if s.lingering {
 			want |= Read
-		} else if !s.rdDone && !s.parked {
-			buffered := s.read.end - s.read.start
-			if (s.read.op != opNone && buffered < s.cfg.maxRead) || buffered < readAheadLimit {
-				want |= Read
-			}
+		} else if !s.parked && s.wantsRead() {
+			want |= Read
 		}
 		if s.write.queued > 0 || s.shutWrPend {
 			want |= Write
@@ -685,7 +819,11 @@ func (s *Stream) updateInterest() {
 		return
 	}
 	if !s.registered {
-		if want == None {
+		// A write-only stream notices its reader going away only through
+		// the Error event (it never reads), so with a close callback set it
+		// registers even with nothing to wait for: epoll reports Error
+		// conditions whatever the interest.
+		if want == None && !(s.noRead && s.closeCb != nil) {
 			return
 		}
 		if err := s.loop.AddHandler(s.fd, (*streamHandler)(s), want); err != nil {

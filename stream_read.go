@@ -46,11 +46,15 @@ type readState struct {
 // delim must not change until cb runs.
 //
 // ReadUntil returns an error, and cb never runs, when the call is invalid
-// (nil cb, empty delim, a read already pending) or the stream's read side
-// has finished and the buffer cannot satisfy the read. Otherwise cb runs
+// (ErrNotOnLoop off the loop goroutine, see Stream; nil cb, empty delim, a
+// read already pending, a write-only fd: an error wrapping EBADF) or the
+// stream's read side has finished and the buffer cannot satisfy the read. Otherwise cb runs
 // exactly once, on the loop goroutine, with a slice valid only until it
 // returns.
 func (s *Stream) ReadUntil(delim []byte, max int, cb func([]byte, error)) error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
 	if len(delim) == 0 {
 		return os.NewSyscallError("ReadUntil: empty delimiter", unix.EINVAL)
 	}
@@ -67,6 +71,9 @@ func (s *Stream) ReadUntil(delim []byte, max int, cb func([]byte, error)) error 
 // buffer cap, else ErrBufferFull). Contract as for ReadUntil; at EOF before
 // n bytes, cb gets an error matching ErrStreamClosed and io.EOF.
 func (s *Stream) ReadBytes(n int, cb func([]byte, error)) error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
 	if n <= 0 {
 		return os.NewSyscallError("ReadBytes", unix.EINVAL)
 	}
@@ -81,6 +88,9 @@ func (s *Stream) ReadBytes(n int, cb func([]byte, error)) error {
 // the cheap path for proxies and echo servers: one read syscall per
 // readiness event, and the data can be written straight back.
 func (s *Stream) ReadSome(cb func([]byte, error)) error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
 	return s.startRead(opSome, nil, 0, cb)
 }
 
@@ -89,15 +99,21 @@ func (s *Stream) ReadSome(cb func([]byte, error)) error {
 // was buffered and the error; past the read buffer cap it fails with
 // ErrBufferFull and the stream closes.
 func (s *Stream) ReadUntilClose(cb func([]byte, error)) error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
 	return s.startRead(opClose, nil, 0, cb)
 }
 
-// Reading reports whether a read is pending.
+// Reading reports whether a read is pending. Loop goroutine only.
 func (s *Stream) Reading() bool { return s.read.op != opNone }
 
 func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error)) error {
 	if cb == nil {
 		return errNilCallback
+	}
+	if s.noRead {
+		return errWriteOnly
 	}
 	r := &s.read
 	if r.op != opNone {
@@ -114,11 +130,19 @@ func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error
 	s.parked = false
 	if d := s.cfg.readTimeout; d > 0 && !s.closed {
 		s.rdeadline = s.loop.batchNow().Add(d)
+		if s.rtimer != nil && s.rdeadline.Before(s.rtimerAt) {
+			// SetReadTimeout shortened the timeout: the armed timer
+			// would fire too late. (With an unchanged timeout deadlines
+			// only move later, so this costs nothing on a busy stream.)
+			s.loop.RemoveTimeout(s.rtimer)
+			s.rtimer = nil
+		}
 		if s.rtimer == nil {
 			if s.rtimerFn == nil {
 				s.rtimerFn = s.onReadTimer
 			}
 			s.rtimer = s.loop.CallLater(d, s.rtimerFn)
+			s.rtimerAt = s.rdeadline
 		}
 	}
 	if !s.inRun {
@@ -221,12 +245,44 @@ func (s *Stream) finishRead(cause error) {
 	s.read.ready = false
 }
 
-// fill does one read(2) into the buffer, making room first. It reports
-// whether anything changed (data, EOF or an error). It leaves read.ready
-// set only when the read filled all the room it had, the one case where
-// the kernel may hold more: a short read means the socket was drained, so
-// we go back to epoll instead of paying for a read that returns EAGAIN.
+// wantsRead reports whether the stream reads from its fd now, given its
+// buffer and its pending read. It is the single rule behind both fill
+// (which reads only when it holds) and updateInterest (which asks epoll
+// for Read exactly when it holds): a stream must never keep interest in an
+// event it will not act on, because the loop is level-triggered and would
+// wake up for it at once, forever (issue 9 §3: a paused reader with 4 KiB
+// buffered spun its loop at 100% CPU).
+//
+// With a read pending it holds until the buffer reaches its cap: short of
+// that, the pending read needs more bytes, and at the cap match has
+// already completed or failed it. With no read pending the stream reads
+// ahead only into an empty buffer, as Tornado's IOStream does: that is how
+// a peer's close (EOF, a reset) is noticed and what has the next request
+// ready, and once anything is buffered the stream stops reading, so the
+// data waits in the kernel and the kernel's flow control holds the peer
+// back.
+func (s *Stream) wantsRead() bool {
+	r := &s.read
+	switch {
+	case s.rdDone, s.noRead:
+		return false
+	case r.op == opNone:
+		return r.end == r.start
+	default:
+		return r.end-r.start < s.cfg.maxRead
+	}
+}
+
+// fill does one read(2) into the buffer, making room first, if wantsRead.
+// It reports whether anything changed (data, EOF or an error). It leaves
+// read.ready set only when the read filled all the room it had, the one
+// case where the kernel may hold more: a short read means the socket was
+// drained, so we go back to epoll instead of paying for a read that
+// returns EAGAIN.
 func (s *Stream) fill() bool {
+	if !s.wantsRead() {
+		return false
+	}
 	r := &s.read
 	if r.buf == nil {
 		r.buf = make([]byte, s.cfg.initialRead)
@@ -244,8 +300,9 @@ func (s *Stream) fill() bool {
 		r.start = 0
 	}
 	if r.end == len(r.buf) {
-		// Full. Grow only for a read that needs more than we hold.
-		if r.op == opNone || r.op == opSome || len(r.buf) >= s.cfg.maxRead {
+		// Full, and (wantsRead) a pending read needs more than we hold:
+		// grow towards the cap.
+		if len(r.buf) >= s.cfg.maxRead {
 			return false
 		}
 		nb := make([]byte, min(2*len(r.buf), s.cfg.maxRead))
@@ -288,6 +345,7 @@ func (s *Stream) onReadTimer() {
 	}
 	if now := time.Now(); now.Before(s.rdeadline) {
 		s.rtimer = s.loop.CallLater(s.rdeadline.Sub(now), s.rtimerFn)
+		s.rtimerAt = s.rdeadline
 		return
 	}
 	s.closeNow(ErrTimeout)

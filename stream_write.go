@@ -52,11 +52,19 @@ type writeState struct {
 // kernel (cb(nil): the write is acknowledged) or the stream closed first
 // (an error matching ErrStreamClosed). It never runs inside Write.
 //
-// Write returns an error, and cb never runs, when the stream is closed
-// (the error matches ErrStreamClosed and wraps the cause, e.g. EPIPE when
-// the write itself hit a dead peer) or when p would take the queue over its
-// cap (ErrWriteQueueFull: nothing was written; see OnDrain).
+// Write returns an error, and cb never runs, when it is called off the
+// loop goroutine while the loop runs (ErrNotOnLoop; see Stream), when the
+// stream is closed (the error matches ErrStreamClosed and wraps the cause,
+// e.g. EPIPE when the write itself hit a dead peer), when p would take the
+// queue over its cap (ErrWriteQueueFull: nothing was written; see
+// OnDrain), or when the fd is read-only (an error wrapping EBADF).
 func (s *Stream) Write(p []byte, cb func(error)) error {
+	if !s.callerOwns() {
+		return ErrNotOnLoop
+	}
+	if s.noWrite {
+		return errReadOnly
+	}
 	if s.closed {
 		return s.closedErr
 	}
@@ -103,14 +111,22 @@ func (s *Stream) Write(p []byte, cb func(error)) error {
 }
 
 // WriteQueueLen returns the number of bytes accepted by Write and not yet
-// handed to the kernel.
+// handed to the kernel. Loop goroutine only.
 func (s *Stream) WriteQueueLen() int { return s.write.queued }
 
 // OnDrain sets fn to run on the loop goroutine each time the write queue
 // becomes empty after holding data (nil clears it). Together with
 // ErrWriteQueueFull and WriteQueueLen it is the stream's flow control: stop
-// producing when the queue is long, resume in fn.
-func (s *Stream) OnDrain(fn func()) { s.onDrain = fn }
+// producing when the queue is long, resume in fn. From another goroutine
+// it hops to the loop, as SetCloseCallback does (a drain that happens
+// before it lands is not reported to fn).
+func (s *Stream) OnDrain(fn func()) {
+	if !s.callerOwns() {
+		s.hop(func() { s.OnDrain(fn) })
+		return
+	}
+	s.onDrain = fn
+}
 
 // writeOnce writes p once, retrying on EINTR; EAGAIN is (0, 0).
 func (s *Stream) writeOnce(p []byte) (int, unix.Errno) {

@@ -3,11 +3,15 @@ package tests
 import (
 	"context"
 	"io"
+	"math/rand"
 	"net"
+	"os"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ioloop-go/ioloop"
+	"golang.org/x/sys/unix"
 )
 
 // Helpers for the stream, server and example tests. They build on the
@@ -126,4 +130,92 @@ func ctxTimeout(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// pairKinds are the kinds of connected descriptors the stream tests run
+// on: a TCP connection on 127.0.0.1, a unix socketpair and a pipe.
+var pairKinds = []string{"tcp", "unix", "pipe"}
+
+// streamPair makes a connected pair of the given kind. fd is the end to
+// wrap in a Stream (for a pipe, the read end); the stream owns it from
+// then on and the test must close the stream. peer is the other end,
+// driven through Go's own poller (blocking calls on the test's goroutines,
+// costing the loop under test nothing) and closed when the test ends.
+func streamPair(t *testing.T, kind string) (fd int, peer io.ReadWriteCloser) {
+	t.Helper()
+	cloexecDup := func(rc syscall.RawConn) int {
+		nfd := -1
+		var derr error
+		if err := rc.Control(func(f uintptr) { nfd, derr = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
+			t.Fatal(err)
+		}
+		if derr != nil {
+			t.Fatal(derr)
+		}
+		return nfd
+	}
+	switch kind {
+	case "tcp":
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		c := dial(t, "tcp", ln.Addr().String())
+		ac, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ac.Close()
+		rc, err := ac.(*net.TCPConn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cloexecDup(rc), c
+	case "unix":
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := os.NewFile(uintptr(fds[1]), "socketpair peer")
+		t.Cleanup(func() { _ = f.Close() })
+		_ = f.SetDeadline(time.Now().Add(testTimeout))
+		return fds[0], f
+	case "pipe":
+		var p [2]int
+		if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+			t.Fatal(err)
+		}
+		f := os.NewFile(uintptr(p[1]), "pipe write end")
+		t.Cleanup(func() { _ = f.Close() })
+		_ = f.SetDeadline(time.Now().Add(testTimeout))
+		return p[0], f
+	}
+	t.Fatalf("unknown pair kind %q", kind)
+	return -1, nil
+}
+
+// newStreamOnLoop wraps fd in a Stream on l's goroutine and closes it there
+// when the test ends.
+func newStreamOnLoop(t *testing.T, l *ioloop.IOLoop, fd int, opts ...ioloop.StreamOption) *ioloop.Stream {
+	t.Helper()
+	var s *ioloop.Stream
+	onLoop(t, l, func() {
+		var err error
+		if s, err = ioloop.NewStream(l, fd, opts...); err != nil {
+			t.Errorf("NewStream: %v", err)
+		}
+	})
+	if s == nil {
+		t.FailNow()
+	}
+	t.Cleanup(func() { onLoop(t, l, s.Close) })
+	return s
+}
+
+// randomBytes returns n reproducible pseudo-random bytes.
+func randomBytes(n int, seed int64) []byte {
+	p := make([]byte, n)
+	rand.New(rand.NewSource(seed)).Read(p)
+	return p
 }
