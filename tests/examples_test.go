@@ -26,7 +26,8 @@ var buildExamples struct {
 	err  error
 }
 
-// exampleBinary builds examples/name (all three, once per test binary).
+// exampleBinary builds examples/name (all three, once per test binary,
+// into a directory TestMain removes).
 func exampleBinary(t *testing.T, name string) string {
 	t.Helper()
 	buildExamples.once.Do(func() {
