@@ -13,6 +13,10 @@
 // timeout closes connections that stall (slowloris). It does not route,
 // decode chunked bodies or look at anything else in a request.
 //
+// SIGINT or SIGTERM stops it gracefully: idle connections close at once,
+// busy ones (a request half read or an answer not yet taken) get -grace
+// (5 s) to finish, and then it says how many it closed.
+//
 //	hello -addr 127.0.0.1:8888 -loops 2
 package main
 
@@ -34,6 +38,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8888", "listen address, host:port")
 	loops := flag.Int("loops", 1, "event loops, one OS thread each (SO_REUSEPORT listeners)")
+	grace := flag.Duration("grace", 5*time.Second, "on SIGINT/SIGTERM, how long busy connections may finish before they are closed")
 	timeout := flag.Duration("timeout", 10*time.Second, "close a connection whose request (or next request) stalls this long")
 	flag.Parse()
 	log.SetFlags(0)
@@ -50,11 +55,26 @@ func main() {
 
 	<-ctx.Done()
 	stop()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
-	if err := g.Shutdown(sctx); err != nil {
+	var cut *ioloop.ShutdownError
+	switch err := g.Shutdown(sctx); {
+	case errors.As(err, &cut) && err == error(cut):
+		// Not a failure: the grace period ended and Shutdown closed what
+		// was still open, as asked. Say so rather than "context deadline
+		// exceeded".
+		log.Printf("shutdown: closed %d connection%s still open after the %v grace period",
+			cut.Closed, plural(cut.Closed), *grace)
+	case err != nil:
 		log.Printf("shutdown: %v", err)
 	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 // helloBody ends every 200 answer; a HEAD answer is the same without it.
