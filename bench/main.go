@@ -347,12 +347,13 @@ func moduleOf(dir string) string {
 	return ""
 }
 
-// goBinary is the go command that runs us, or the one on PATH.
+// goBinary is the go command that runs us (go run and go test put their
+// own GOROOT/bin first on PATH), or for a built binary the one on PATH.
+// runtime.GOROOT, used before, is deprecated: it names the build
+// machine's toolchain, which may not exist where the binary runs.
 func goBinary() string {
-	if g := filepath.Join(runtime.GOROOT(), "bin", "go"); runtime.GOROOT() != "" {
-		if _, err := os.Stat(g); err == nil {
-			return g
-		}
+	if g, err := exec.LookPath("go"); err == nil {
+		return g
 	}
 	return "go"
 }
