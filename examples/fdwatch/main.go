@@ -34,6 +34,7 @@ func main() {
 	loops := flag.Int("loops", 1, "event loops, one OS thread each (SO_REUSEPORT listeners)")
 	dir := flag.String("dir", ".", "directory to watch")
 	tick := flag.Duration("tick", 0, "also print a timerfd tick at this interval (0: off)")
+	grace := flag.Duration("grace", 2*time.Second, "on SIGINT/SIGTERM, how long busy subscribers may finish before they are closed")
 	flag.Parse()
 	log.SetFlags(0)
 	// Catch signals before announcing the address: whoever reads the
@@ -67,15 +68,14 @@ func main() {
 	done := make(chan struct{})
 	_ = l.AddCallback(func() { closeWatch(); closeTick(); close(done) })
 	<-done
-	const grace = 2 * time.Second
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
 	var cut *ioloop.ShutdownError
 	switch err := g.Shutdown(sctx); {
 	case errors.As(err, &cut) && err == error(cut):
 		// The grace period ended and Shutdown closed what was still open,
 		// as asked: not a failure.
-		log.Printf("shutdown: closed %d subscriber(s) still open after the %v grace period", cut.Closed, grace)
+		log.Printf("shutdown: closed %d subscriber(s) still open after the %v grace period", cut.Closed, *grace)
 	case err != nil:
 		log.Printf("shutdown: %v", err)
 	}
