@@ -95,6 +95,39 @@ func TestCCoreUnderSanitizers(t *testing.T) {
 	checkDriverSummary(t, stdout)
 }
 
+// driverNofile is the RLIMIT_NOFILE soft limit test_grow in driver.c needs:
+// 4,200 eventfds plus 64 for everything else (it raises the limit itself
+// when it is lower).
+const driverNofile = 4200 + 64
+
+// raiseNofileForChildren makes the processes this test binary starts from
+// now on begin with a soft RLIMIT_NOFILE of at least need.
+//
+// valgrind sizes its own fd table from the soft limit it starts with and
+// refuses any later raise ("setrlimit(4264): Operation not permitted"), so
+// under Docker's default limits (soft 1024, hard 524288) the driver cannot
+// raise it as it does natively. Go raises its own soft limit to the hard
+// one at start-up but gives children the original soft limit back — unless
+// the program called syscall.Setrlimit(RLIMIT_NOFILE), after which children
+// inherit the limit as it is (os/exec, Go 1.21+). So: set the soft limit
+// to the hard one here (no change for this process, whose soft limit is
+// already about that high), which every later child inherits.
+func raiseNofileForChildren(t *testing.T, need uint64) {
+	t.Helper()
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatalf("getrlimit(RLIMIT_NOFILE): %v", err)
+	}
+	if lim.Max < need {
+		lim.Max = need // needs CAP_SYS_RESOURCE
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatalf("setrlimit(RLIMIT_NOFILE, %d): %v: the C driver needs %d open files "+
+			"(raise the hard limit: ulimit -Hn, docker run --ulimit nofile=...)", lim.Max, err, need)
+	}
+}
+
 func TestCCoreUnderValgrind(t *testing.T) {
 	valgrind, err := exec.LookPath("valgrind")
 	if err != nil {
@@ -102,6 +135,7 @@ func TestCCoreUnderValgrind(t *testing.T) {
 			".ci/run installs it)")
 	}
 	bin := buildDriver(t, "driver-vg", "-O0")
+	raiseNofileForChildren(t, driverNofile)
 	stdout, stderr := runDriver(t, nil, valgrind, "--error-exitcode=1", "--leak-check=full",
 		"--show-leak-kinds=all", "--errors-for-leak-kinds=all", bin)
 	if !strings.Contains(stderr, "ERROR SUMMARY: 0 errors") ||

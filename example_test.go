@@ -2,7 +2,9 @@ package ioloop_test
 
 import (
 	"fmt"
+	"log"
 	"net"
+	"os"
 	"syscall"
 
 	"github.com/ioloop-go/ioloop"
@@ -12,26 +14,41 @@ import (
 // AddHandler, a handler that accepts connections, and Instance().Start().
 // Here the handler greets one client and stops the loop.
 func Example() {
+	loop := ioloop.Instance()
+
 	// A non-blocking listening socket on 127.0.0.1, any port.
-	lfd, _ := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
-	_ = syscall.Bind(lfd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}})
-	_ = syscall.Listen(lfd, 128)
-	sa, _ := syscall.Getsockname(lfd)
+	lfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		log.Fatal(os.NewSyscallError("socket", err))
+	}
+	if err := syscall.Bind(lfd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		log.Fatal(os.NewSyscallError("bind", err))
+	}
+	if err := syscall.Listen(lfd, 128); err != nil {
+		log.Fatal(os.NewSyscallError("listen", err))
+	}
+	sa, err := syscall.Getsockname(lfd)
+	if err != nil {
+		log.Fatal(os.NewSyscallError("getsockname", err))
+	}
 	port := sa.(*syscall.SockaddrInet4).Port
 
-	loop := ioloop.Instance()
-	err := loop.AddHandler(lfd, ioloop.HandlerFunc(func(fd int, events ioloop.Events) {
+	err = loop.AddHandler(lfd, ioloop.HandlerFunc(func(fd int, ev ioloop.Events) {
 		conn, _, err := syscall.Accept4(fd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
 		if err != nil {
-			return // EAGAIN: another readiness event will come
+			if err != syscall.EAGAIN { // EAGAIN: another readiness event will come
+				log.Print(os.NewSyscallError("accept4", err))
+			}
+			return
 		}
-		_, _ = syscall.Write(conn, []byte("Hello, world!\n"))
-		_ = syscall.Close(conn)
+		defer syscall.Close(conn)
+		if _, err := syscall.Write(conn, []byte("Hello, world!\n")); err != nil {
+			log.Print(os.NewSyscallError("write", err)) // the client went away
+		}
 		loop.Stop()
 	}), ioloop.Read)
 	if err != nil {
-		fmt.Println("AddHandler:", err)
-		return
+		log.Fatal(err)
 	}
 
 	// A client, from another goroutine.
@@ -49,7 +66,7 @@ func Example() {
 	}()
 
 	if err := loop.Start(); err != nil { // returns after Stop
-		fmt.Println("Start:", err)
+		log.Fatal(err)
 	}
 	<-clientDone
 	_ = loop.RemoveHandler(lfd)

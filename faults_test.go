@@ -275,7 +275,11 @@ func TestFaultCtlWatchLimit(t *testing.T) {
 	for i := range pipes {
 		p := newFaultPipe(t)
 		pipes[i] = p
-		err := r.l.AddHandler(p.r, p.handler(t), Read)
+		h := p.handler(t)
+		if i >= limit {
+			h = p.silent(t) // its registration fails: never to be called
+		}
+		err := r.l.AddHandler(p.r, h, Read)
 		if i < limit {
 			if err != nil {
 				t.Fatalf("AddHandler #%d under the limit: %v", i, err)

@@ -127,9 +127,11 @@ func (g *Group) Loops() []*IOLoop { return g.loops }
 func (g *Group) Servers() []*Server { return g.servers }
 
 // Shutdown shuts every server down gracefully (see Server.Shutdown) in
-// parallel, then stops and closes the loops. It returns ctx.Err() if the
-// deadline cut streams off, and any error a loop's Start returned. Call it
-// from outside the group's loops; later calls return nil.
+// parallel, then stops and closes the loops. If ctx ended while streams
+// were busy, the error includes one *ShutdownError with the number of
+// streams closed then on all loops; it also includes any error a loop's
+// Start returned. Call it from outside the group's loops; later calls
+// return nil.
 func (g *Group) Shutdown(ctx context.Context) error {
 	var err error
 	g.once.Do(func() {
@@ -143,7 +145,27 @@ func (g *Group) Shutdown(ctx context.Context) error {
 			}()
 		}
 		wg.Wait()
-		err = errors.Join(append(errs, g.stopLoops())...)
+		// One ShutdownError for the group: the streams cut off on every loop.
+		var cut *ShutdownError
+		others := errs[:0]
+		for _, e := range errs {
+			var se *ShutdownError
+			if errors.As(e, &se) {
+				if cut == nil {
+					cut = &ShutdownError{Err: se.Err}
+				}
+				cut.Closed += se.Closed
+			} else if e != nil {
+				others = append(others, e)
+			}
+		}
+		if cut != nil {
+			others = append(others, cut)
+		}
+		err = errors.Join(append(others, g.stopLoops())...)
+		if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) == 1 {
+			err = j.Unwrap()[0] // a lone error as itself: err.(*ShutdownError) works
+		}
 	})
 	return err
 }

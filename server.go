@@ -5,6 +5,7 @@ package ioloop
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -19,6 +20,24 @@ import (
 
 // ErrShutdownOnLoop: Shutdown would wait for the loop it runs on.
 var ErrShutdownOnLoop = errors.New("ioloop: Shutdown called on the loop goroutine (it blocks; use Close)")
+
+// ShutdownError is what Shutdown returns when its context ended while
+// streams were still busy: Closed of them were closed then. It unwraps to
+// the context's error, so errors.Is(err, context.DeadlineExceeded) holds.
+type ShutdownError struct {
+	Closed int   // streams still open when the context ended, closed then
+	Err    error // the context's error
+}
+
+func (e *ShutdownError) Error() string {
+	s := "s"
+	if e.Closed == 1 {
+		s = ""
+	}
+	return fmt.Sprintf("ioloop: shutdown: closed %d stream%s still open when the context ended: %v", e.Closed, s, e.Err)
+}
+
+func (e *ShutdownError) Unwrap() error { return e.Err }
 
 // StreamHandler serves one accepted connection. It runs on the loop
 // goroutine; it typically sets callbacks and starts the first read, and
@@ -239,10 +258,11 @@ func (sv *Server) Close() error {
 // Shutdown stops accepting at once, closes streams as they become idle
 // (a read pending with nothing buffered or queued: waiting for the peer),
 // and lets busy ones finish, so no write the server has acknowledged is
-// lost. When ctx ends first, the remaining streams are closed and
-// ctx.Err() returned. Shutdown blocks until then, so it must be called
-// from another goroutine than the loop's (on the loop it returns
-// ErrShutdownOnLoop; use Close there) and while the loop runs.
+// lost. When ctx ends first, the remaining streams are closed and a
+// *ShutdownError returned that says how many and wraps ctx.Err() (nil if
+// the last one finished just then). Shutdown blocks until then, so it
+// must be called from another goroutine than the loop's (on the loop it
+// returns ErrShutdownOnLoop; use Close there) and while the loop runs.
 func (sv *Server) Shutdown(ctx context.Context) error {
 	if sv.loop.InLoop() {
 		return ErrShutdownOnLoop
@@ -255,10 +275,16 @@ func (sv *Server) Shutdown(ctx context.Context) error {
 		return nil
 	case <-ctx.Done():
 	}
-	if sv.loop.AddCallback(sv.closeAll) == nil {
-		<-sv.doneCh
+	open := make(chan int, 1)
+	if sv.loop.AddCallback(func() { open <- len(sv.streams); sv.closeAll() }) != nil {
+		return ctx.Err() // the loop is closed: its streams were closed with it
 	}
-	return ctx.Err()
+	n := <-open
+	<-sv.doneCh
+	if n == 0 {
+		return nil
+	}
+	return &ShutdownError{Closed: n, Err: ctx.Err()}
 }
 
 // serverHandler is the listener's Handler (a conversion, no allocation).

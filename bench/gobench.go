@@ -4,14 +4,37 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"os/exec"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // microPattern selects the loop's micro-benchmarks in the root package.
 const microPattern = "BenchmarkDispatch|BenchmarkAddCallback|BenchmarkMillionTimers"
+
+// microResultsPerCount is how many result lines microPattern gives per
+// -count repeat: BenchmarkDispatch 8 (C, ioloop and the two rejected
+// dispatch shapes, at 1 and 64 pairs), BenchmarkAddCallback 2,
+// BenchmarkMillionTimers 1. It only feeds the progress estimate
+// (TestMicroResultsPerCount keeps it in step with results/latest.json).
+const microResultsPerCount = 11
+
+// microPerLine estimates the time go test takes per result line: about
+// twice -benchtime (the testing package grows b.N until a run lasts
+// benchtime), measured 0.2 s at 100ms and 1.8 s at the default 1s.
+func microPerLine(benchtime string) time.Duration {
+	if benchtime == "" {
+		benchtime = "1s"
+	}
+	d, err := time.ParseDuration(benchtime)
+	if err != nil || d <= 0 {
+		return 2 * time.Second // "Nx": a fixed count, length unknown
+	}
+	return 2 * d
+}
 
 // MicroResult is one benchmark's line of `go test -bench` output (the median
 // over -count repeats when there are several).
@@ -109,10 +132,11 @@ func median(vs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// runMicro runs the loop micro-benchmarks of the root package. An error is a
-// one-line reason to report (the benchmarks missing, the package not
-// building, a benchmark failing).
-func runMicro(goBin, root, benchtime string, count int) ([]MicroResult, string, error) {
+// runMicro runs the loop micro-benchmarks of the root package, calling
+// onResult (if not nil) with each benchmark's name as its result comes in
+// (go test streams -bench output). An error is a one-line reason to report
+// (the benchmarks missing, the package not building, a benchmark failing).
+func runMicro(goBin, root, benchtime string, count int, onResult func(name string)) ([]MicroResult, string, error) {
 	args := []string{"test", "-run", "^$", "-bench", microPattern, "-benchmem", "-count", strconv.Itoa(count)}
 	if benchtime != "" {
 		args = append(args, "-benchtime", benchtime)
@@ -120,7 +144,16 @@ func runMicro(goBin, root, benchtime string, count int) ([]MicroResult, string, 
 	args = append(args, "github.com/ioloop-go/ioloop")
 	cmd := exec.Command(goBin, args...)
 	cmd.Dir = root
-	out, err := cmd.CombinedOutput()
+	var buf bytes.Buffer
+	lw := &lineWriter{fn: func(line string) {
+		if name, ok := benchResultName(line); ok && onResult != nil {
+			onResult(name)
+		}
+	}}
+	cmd.Stdout = io.MultiWriter(&buf, lw)
+	cmd.Stderr = cmd.Stdout
+	err := cmd.Run()
+	out := buf.Bytes()
 	if err != nil {
 		return nil, "", fmt.Errorf("go test -bench: %s", firstLine(out, err))
 	}
@@ -132,4 +165,43 @@ func runMicro(goBin, root, benchtime string, count int) ([]MicroResult, string, 
 		return nil, cpu, fmt.Errorf("go test -bench %q matched no benchmark in github.com/ioloop-go/ioloop", microPattern)
 	}
 	return rs, cpu, nil
+}
+
+// benchResultName returns the benchmark name (without -GOMAXPROCS) of a
+// result line of go test -bench output.
+func benchResultName(line string) (string, bool) {
+	f := strings.Fields(line)
+	if len(f) < 4 || !strings.HasPrefix(f[0], "Benchmark") {
+		return "", false
+	}
+	if _, err := strconv.ParseInt(f[1], 10, 64); err != nil {
+		return "", false
+	}
+	name := f[0]
+	if i := strings.LastIndexByte(name, '-'); i > 0 {
+		if _, err := strconv.Atoi(name[i+1:]); err == nil {
+			name = name[:i]
+		}
+	}
+	return name, true
+}
+
+// lineWriter calls fn with each complete line written to it.
+type lineWriter struct {
+	fn   func(string)
+	part []byte
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	n := len(p)
+	for {
+		i := bytes.IndexByte(p, '\n')
+		if i < 0 {
+			w.part = append(w.part, p...)
+			return n, nil
+		}
+		w.fn(string(append(w.part, p[:i]...)))
+		w.part = w.part[:0]
+		p = p[i+1:]
+	}
 }

@@ -1,6 +1,12 @@
 package main
 
-import "testing"
+import (
+	"encoding/json"
+	"os"
+	"reflect"
+	"testing"
+	"time"
+)
 
 const goBenchSample = `goos: linux
 goarch: amd64
@@ -55,5 +61,55 @@ func TestParseGoBenchNothing(t *testing.T) {
 func TestMedianEven(t *testing.T) {
 	if m := median([]float64{4, 1, 3, 2}); m != 2.5 {
 		t.Fatalf("median = %v, want 2.5", m)
+	}
+}
+
+func TestBenchResultNameAndLineWriter(t *testing.T) {
+	var names []string
+	lw := &lineWriter{fn: func(line string) {
+		if n, ok := benchResultName(line); ok {
+			names = append(names, n)
+		}
+	}}
+	// Written in pieces that split lines, as a pipe delivers them.
+	for s := goBenchSample; s != ""; {
+		k := min(7, len(s))
+		if _, err := lw.Write([]byte(s[:k])); err != nil {
+			t.Fatal(err)
+		}
+		s = s[k:]
+	}
+	want := []string{"BenchmarkDispatch", "BenchmarkDispatch/batch", "BenchmarkAddCallback",
+		"BenchmarkAddCallback", "BenchmarkAddCallback", "BenchmarkMillionTimers"}
+	if !reflect.DeepEqual(names, want) {
+		t.Fatalf("result names %q, want %q", names, want)
+	}
+}
+
+func TestMicroPerLine(t *testing.T) {
+	for in, want := range map[string]time.Duration{"": 2 * time.Second, "100ms": 200 * time.Millisecond,
+		"3s": 6 * time.Second, "10x": 2 * time.Second} {
+		if got := microPerLine(in); got != want {
+			t.Errorf("microPerLine(%q) = %v, want %v", in, got, want)
+		}
+	}
+}
+
+// The committed results come from a full run: their micro rows are what
+// microPattern selects, so the progress estimate's count must match them.
+func TestMicroResultsPerCount(t *testing.T) {
+	b, err := os.ReadFile("results/latest.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep struct {
+		Micro []MicroResult `json:"micro"`
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Micro) != microResultsPerCount {
+		t.Fatalf("results/latest.json has %d micro rows, microResultsPerCount is %d: update it "+
+			"(and rerun the suite) when the benchmarks change", len(rep.Micro), microResultsPerCount)
 	}
 }

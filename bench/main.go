@@ -180,12 +180,12 @@ func runSuite(opts Options, env *buildEnv, scenarios []Scenario, built []*builtP
 			jobs = append(jobs, job{sc, p})
 		}
 	}
-	cells := len(jobs)
-	if micro {
-		cells++
-	}
 	perCell := time.Duration(opts.Count)*(opts.Warmup+opts.Duration) + 500*time.Millisecond
-	r.progress = newProgress(os.Stderr, cells, perCell)
+	microLines := 0
+	if micro {
+		microLines = microResultsPerCount * opts.Count
+	}
+	r.progress = newProgress(os.Stderr, len(jobs), perCell, microLines, microPerLine(opts.BenchTime))
 	if !rep.Machine.Pinned {
 		r.progress.logf("bench: fewer than 2 CPUs: server and load generator are not pinned")
 	}
@@ -210,7 +210,7 @@ func runSuite(opts Options, env *buildEnv, scenarios []Scenario, built []*builtP
 	}
 	if micro {
 		r.progress.microStep("go test -bench " + microPattern)
-		ms, _, err := runMicro(env.goBin, env.root, opts.BenchTime, opts.Count)
+		ms, _, err := runMicro(env.goBin, env.root, opts.BenchTime, opts.Count, r.progress.microResult)
 		if err != nil {
 			rep.MicroError = oneLine(err.Error())
 			r.progress.logf("    micro: skipped: %s", rep.MicroError)
@@ -347,12 +347,13 @@ func moduleOf(dir string) string {
 	return ""
 }
 
-// goBinary is the go command that runs us, or the one on PATH.
+// goBinary is the go command that runs us (go run and go test put their
+// own GOROOT/bin first on PATH), or for a built binary the one on PATH.
+// runtime.GOROOT, used before, is deprecated: it names the build
+// machine's toolchain, which may not exist where the binary runs.
 func goBinary() string {
-	if g := filepath.Join(runtime.GOROOT(), "bin", "go"); runtime.GOROOT() != "" {
-		if _, err := os.Stat(g); err == nil {
-			return g
-		}
+	if g, err := exec.LookPath("go"); err == nil {
+		return g
 	}
 	return "go"
 }

@@ -9,31 +9,72 @@ import (
 
 // progress prints what the suite is doing on stderr, with an estimate of
 // what is left: the expected time of the remaining cells, scaled by how the
-// finished ones compared with their expectation.
+// finished ones compared with their expectation, plus the micro-benchmark
+// phase, estimated from -benchtime until its first results come in and
+// from their pace after that. The micro phase counts as the last cell.
 type progress struct {
 	mu       sync.Mutex
 	w        io.Writer
 	start    time.Time
-	total    int           // cells
+	total    int           // cells, the micro phase included
 	done     int           // cells finished
-	expected time.Duration // per cell, before any has finished
+	expected time.Duration // per load cell, before any has finished
 	now      func() time.Time
+
+	micro        bool          // the suite ends with the micro-benchmarks
+	microLines   int           // result lines expected from go test -bench
+	microPerLine time.Duration // expected time per line, before any came
+	microFirst   time.Time     // when the first result line came
+	microSeen    int           // result lines so far
+	microEnded   bool
 }
 
-func newProgress(w io.Writer, cells int, perCell time.Duration) *progress {
-	return &progress{w: w, start: time.Now(), total: cells, expected: perCell, now: time.Now}
+// newProgress counts cells load cells (perCell each, expected) and, when
+// microLines > 0, a micro-benchmark phase of that many result lines at
+// about perLine each.
+func newProgress(w io.Writer, cells int, perCell time.Duration, microLines int, perLine time.Duration) *progress {
+	p := &progress{w: w, start: time.Now(), total: cells, expected: perCell, now: time.Now}
+	if microLines > 0 {
+		p.micro, p.microLines, p.microPerLine = true, microLines, perLine
+		p.total++
+	}
+	return p
 }
 
 func (p *progress) remaining() time.Duration {
-	if p.done == 0 {
-		return time.Duration(p.total) * p.expected
+	now := p.now()
+	cells, done := p.total, p.done
+	if p.micro {
+		cells--
+		done = min(done, cells)
 	}
-	elapsed := p.now().Sub(p.start)
-	return elapsed / time.Duration(p.done) * time.Duration(p.total-p.done)
+	var left time.Duration
+	switch {
+	case done >= cells:
+	case done == 0:
+		left = time.Duration(cells) * p.expected
+	default:
+		left = now.Sub(p.start) / time.Duration(done) * time.Duration(cells-done)
+	}
+	if p.micro && !p.microEnded {
+		left += p.microRemaining(now)
+	}
+	return left
+}
+
+// microRemaining: the expectation until the first result line (go test
+// builds and sets up first); then the expected time per line until a
+// second one gives a pace; then the pace of the lines since the first.
+func (p *progress) microRemaining(now time.Time) time.Duration {
+	left := time.Duration(max(p.microLines-p.microSeen, 0))
+	if p.microSeen < 2 {
+		return left * p.microPerLine
+	}
+	return now.Sub(p.microFirst) / time.Duration(p.microSeen-1) * left
 }
 
 func (p *progress) prefix() string {
-	return fmt.Sprintf("[%d/%d %s elapsed, ~%s left]", p.done+1, p.total,
+	return fmt.Sprintf("[%d/%d %s elapsed, ~%s left]", min(p.done+1, p.total), p.total,
 		fmtClock(p.now().Sub(p.start)), fmtClock(p.remaining()))
 }
 
@@ -62,16 +103,27 @@ func (p *progress) cellDone(c Cell) {
 		fmtMicros(c.Median.CPUPerOpUs), c.Median.LoadgenCPUPct, warn)
 }
 
-// microStep counts the micro-benchmarks as one cell.
+// microStep announces the micro-benchmark phase (the last cell).
 func (p *progress) microStep(msg string) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "%s micro: %s\n", p.prefix(), msg)
+	fmt.Fprintf(p.w, "%s micro: %s (~%d results)\n", p.prefix(), msg, p.microLines)
+}
+
+// microResult reports one finished benchmark (a result line of go test).
+func (p *progress) microResult(name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.microSeen++; p.microSeen == 1 {
+		p.microFirst = p.now()
+	}
+	fmt.Fprintf(p.w, "%s micro: %s (%d of ~%d)\n", p.prefix(), name, p.microSeen, p.microLines)
 }
 
 func (p *progress) microDone() {
 	p.mu.Lock()
 	p.done++
+	p.microEnded = true
 	p.mu.Unlock()
 }
 

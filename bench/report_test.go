@@ -206,9 +206,48 @@ func TestMedianRun(t *testing.T) {
 	}
 }
 
+// The micro-benchmarks (about a minute by default) count in the estimate
+// from the start, and each result line is reported with a fresh estimate:
+// the last phase used to run silently under "~0:05 left".
+func TestProgressEstimateWithMicro(t *testing.T) {
+	var b bytes.Buffer
+	// 2 load cells of 10 s, then 30 result lines expected at 2 s each.
+	p := newProgress(&b, 2, 10*time.Second, 30, 2*time.Second)
+	now := p.start
+	p.now = func() time.Time { return now }
+	p.run("echo-1", "ioloop", 1, 3)
+	now = now.Add(10 * time.Second)
+	p.cellDone(Cell{Scenario: "echo-1", Peer: "ioloop", Status: "failed", Reason: "x"})
+	p.run("echo-1", "cepoll", 1, 3)
+	now = now.Add(10 * time.Second)
+	p.cellDone(Cell{Scenario: "echo-1", Peer: "cepoll", Status: "failed", Reason: "x"})
+	p.microStep("go test -bench X")
+	now = now.Add(4 * time.Second) // go test building, the first benchmark running
+	for i := 0; i < 10; i++ {
+		now = now.Add(3 * time.Second) // slower than expected: 3 s a line
+		p.microResult("BenchmarkX")
+	}
+	p.microDone()
+	out := b.String()
+	for _, want := range []string{
+		"[1/3 0:00 elapsed, ~1:20 left] echo-1 / ioloop: run 1 of 3", // 2 x 10 s + 30 x 2 s
+		"[2/3 0:10 elapsed, ~1:10 left] echo-1 / cepoll: run 1 of 3",
+		"[3/3 0:20 elapsed, ~1:00 left] micro: go test -bench X (~30 results)",
+		"[3/3 0:27 elapsed, ~0:58 left] micro: BenchmarkX (1 of ~30)",  // 29 x the expected 2 s
+		"[3/3 0:54 elapsed, ~1:00 left] micro: BenchmarkX (10 of ~30)", // 9 more in 27 s: 20 x 3 s
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("progress lacks %q:\n%s", want, out)
+		}
+	}
+	if got := p.remaining(); got != 0 {
+		t.Errorf("remaining after the micro phase = %v, want 0", got)
+	}
+}
+
 func TestProgressEstimate(t *testing.T) {
 	var b bytes.Buffer
-	p := newProgress(&b, 4, 10*time.Second)
+	p := newProgress(&b, 4, 10*time.Second, 0, 0)
 	now := p.start
 	p.now = func() time.Time { return now }
 	p.run("echo-64", "cepoll", 1, 3)
@@ -222,5 +261,23 @@ func TestProgressEstimate(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("progress lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+func TestMicroTableExplainsItsRows(t *testing.T) {
+	var b strings.Builder
+	writeMicroTable(&b, &Report{Micro: []MicroResult{
+		{Name: "BenchmarkDispatch/ioloop-callback-per-event/pairs=1", Metrics: map[string]float64{"ns/op": 1}},
+		{Name: "BenchmarkMillionTimers", Metrics: map[string]float64{"ns/op": 1}},
+	}})
+	out := b.String()
+	for _, want := range []string{"`ioloop-callback-per-event` and `ioloop-return-batch` are the two other dispatch shapes",
+		"BenchmarkMillionTimers (libuv's"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("micro table lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "BenchmarkAddCallback:") {
+		t.Errorf("a note for a benchmark that is not in the table:\n%s", out)
 	}
 }

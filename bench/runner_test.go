@@ -23,7 +23,7 @@ func testRunner(t *testing.T, count int) (*runner, string) {
 	r := &runner{
 		opts:     Options{Count: count, Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond},
 		self:     self,
-		progress: newProgress(io.Discard, 4, time.Second),
+		progress: newProgress(io.Discard, 4, time.Second, 0, 0),
 	}
 	// Unpinned: a test must not depend on what else runs on one CPU (a
 	// benchmark pinned there by someone else starves a pinned server for

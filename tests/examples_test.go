@@ -3,6 +3,7 @@ package tests
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand"
@@ -26,7 +27,8 @@ var buildExamples struct {
 	err  error
 }
 
-// exampleBinary builds examples/name (all three, once per test binary).
+// exampleBinary builds examples/name (all three, once per test binary,
+// into a directory TestMain removes).
 func exampleBinary(t *testing.T, name string) string {
 	t.Helper()
 	buildExamples.once.Do(func() {
@@ -272,4 +274,55 @@ func TestFdwatchExample(t *testing.T) {
 	})
 	e.stop(t)
 	_ = net.Conn(c)
+}
+
+// At SIGTERM the examples close idle connections at once and give busy
+// ones -grace; then they say how many they closed, and exit 0. They used
+// to print "shutdown: context deadline exceeded", which read as a failure.
+func TestExamplesSayWhatShutdownClosed(t *testing.T) {
+	const want = "shutdown: closed 1 connection still open after the 200ms grace period\n"
+	t.Run("hello, a request half sent", func(t *testing.T) {
+		e := startExample(t, "hello", "-grace", "200ms")
+		idle, busy := dial(t, "tcp", e.addr), dial(t, "tcp", e.addr)
+		for _, c := range []net.Conn{idle, busy} { // both accepted and served once
+			if _, err := c.Write([]byte("GET / HTTP/1.1\r\n\r\n")); err != nil {
+				t.Fatal(err)
+			}
+			readN(t, c, len(helloOK))
+		}
+		if _, err := busy.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		e.stop(t)
+		if got := e.stderr.String(); !strings.HasSuffix(got, want) {
+			t.Fatalf("stderr:\n%s\nwant it to end with %q", got, want)
+		}
+	})
+	t.Run("echo, a client that does not read", func(t *testing.T) {
+		e := startExample(t, "echo", "-grace", "200ms")
+		idle, busy := dial(t, "tcp", e.addr), dial(t, "tcp", e.addr)
+		if _, err := idle.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		readN(t, idle, 4)
+		// Write without reading until the server has stopped reading too:
+		// its answer is queued, so the connection is busy.
+		chunk := make([]byte, 64<<10)
+		for sent := 0; ; sent += len(chunk) {
+			if sent > 1<<30 {
+				t.Fatal("1 GiB written and the echo server still reads")
+			}
+			_ = busy.SetWriteDeadline(time.Now().Add(200 * time.Millisecond))
+			if _, err := busy.Write(chunk); err != nil {
+				if errors.Is(err, os.ErrDeadlineExceeded) {
+					break
+				}
+				t.Fatal(err)
+			}
+		}
+		e.stop(t)
+		if got := e.stderr.String(); !strings.HasSuffix(got, want) {
+			t.Fatalf("stderr:\n%s\nwant it to end with %q", got, want)
+		}
+	})
 }

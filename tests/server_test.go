@@ -355,6 +355,10 @@ func TestShutdownDeadlineClosesBusyStreams(t *testing.T) {
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown = %v; want DeadlineExceeded", err)
 	}
+	var cut *ioloop.ShutdownError
+	if !errors.As(err, &cut) || cut.Closed != 1 {
+		t.Fatalf("Shutdown = %v; want a *ShutdownError with Closed 1", err)
+	}
 	if err := recv(t, closed, "close callback"); !errors.Is(err, ioloop.ErrShutdown) {
 		t.Fatalf("close callback: %v", err)
 	}

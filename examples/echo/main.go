@@ -8,12 +8,14 @@
 //
 //	echo -addr 127.0.0.1:8888 -loops 2
 //
-// SIGINT or SIGTERM stops it gracefully (idle connections close at once,
-// busy ones get up to 5 s).
+// SIGINT or SIGTERM stops it gracefully: idle connections close at once,
+// busy ones get -grace (5 s) to finish, and then it says how many it
+// closed.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"log"
 	"net"
@@ -28,6 +30,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8888", "listen address, host:port")
 	loops := flag.Int("loops", 1, "event loops, one OS thread each (SO_REUSEPORT listeners)")
+	grace := flag.Duration("grace", 5*time.Second, "on SIGINT/SIGTERM, how long busy connections may finish before they are closed")
 	flag.Parse()
 	log.SetFlags(0)
 	// Catch signals before announcing the address: whoever reads the
@@ -42,11 +45,26 @@ func main() {
 
 	<-ctx.Done()
 	stop()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
-	if err := g.Shutdown(sctx); err != nil {
+	var cut *ioloop.ShutdownError
+	switch err := g.Shutdown(sctx); {
+	case errors.As(err, &cut) && err == error(cut):
+		// Not a failure: the grace period ended and Shutdown closed what
+		// was still open, as asked. Say so rather than "context deadline
+		// exceeded".
+		log.Printf("shutdown: closed %d connection%s still open after the %v grace period",
+			cut.Closed, plural(cut.Closed), *grace)
+	case err != nil:
 		log.Printf("shutdown: %v", err)
 	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
 }
 
 // conn is one client. Its two callbacks are bound once, so the steady

@@ -4,13 +4,15 @@
 // sockets, driven by the same loop as the network. It watches a directory
 // with inotify and ticks with a timerfd, both registered with AddHandler,
 // prints every event as it happens, and streams the same lines to every
-// TCP client connected to -addr (try `nc 127.0.0.1 8888`).
+// TCP client connected to -addr (try `nc 127.0.0.1 8888`; on Debian, nc
+// comes with the netcat-openbsd package, not installed by default).
 //
 //	fdwatch -dir /tmp -tick 5s -addr 127.0.0.1:8888 -loops 1
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -32,6 +34,7 @@ func main() {
 	loops := flag.Int("loops", 1, "event loops, one OS thread each (SO_REUSEPORT listeners)")
 	dir := flag.String("dir", ".", "directory to watch")
 	tick := flag.Duration("tick", 0, "also print a timerfd tick at this interval (0: off)")
+	grace := flag.Duration("grace", 2*time.Second, "on SIGINT/SIGTERM, how long busy subscribers may finish before they are closed")
 	flag.Parse()
 	log.SetFlags(0)
 	// Catch signals before announcing the address: whoever reads the
@@ -65,9 +68,15 @@ func main() {
 	done := make(chan struct{})
 	_ = l.AddCallback(func() { closeWatch(); closeTick(); close(done) })
 	<-done
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
-	if err := g.Shutdown(sctx); err != nil {
+	var cut *ioloop.ShutdownError
+	switch err := g.Shutdown(sctx); {
+	case errors.As(err, &cut) && err == error(cut):
+		// The grace period ended and Shutdown closed what was still open,
+		// as asked: not a failure.
+		log.Printf("shutdown: closed %d subscriber(s) still open after the %v grace period", cut.Closed, *grace)
+	case err != nil:
 		log.Printf("shutdown: %v", err)
 	}
 }

@@ -2,7 +2,8 @@
 
 // Command hello is the seed's "Hello World" on ioloop: an HTTP/1.1
 // keep-alive server that answers every request with 200 OK, Content-Type
-// text/plain and the body "Hello, world!".
+// text/plain and the body "Hello, world!" (HEAD: the same headers, no
+// body).
 //
 // It is an example and the HTTP benchmark target, not an HTTP framework:
 // it frames requests correctly (pipelining, Content-Length bodies read and
@@ -11,6 +12,10 @@
 // large, 501 any Transfer-Encoding, 505 HTTP/2+ on this port), and a read
 // timeout closes connections that stall (slowloris). It does not route,
 // decode chunked bodies or look at anything else in a request.
+//
+// SIGINT or SIGTERM stops it gracefully: idle connections close at once,
+// busy ones (a request half read or an answer not yet taken) get -grace
+// (5 s) to finish, and then it says how many it closed.
 //
 //	hello -addr 127.0.0.1:8888 -loops 2
 package main
@@ -33,6 +38,7 @@ import (
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8888", "listen address, host:port")
 	loops := flag.Int("loops", 1, "event loops, one OS thread each (SO_REUSEPORT listeners)")
+	grace := flag.Duration("grace", 5*time.Second, "on SIGINT/SIGTERM, how long busy connections may finish before they are closed")
 	timeout := flag.Duration("timeout", 10*time.Second, "close a connection whose request (or next request) stalls this long")
 	flag.Parse()
 	log.SetFlags(0)
@@ -49,19 +55,46 @@ func main() {
 
 	<-ctx.Done()
 	stop()
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	sctx, cancel := context.WithTimeout(context.Background(), *grace)
 	defer cancel()
-	if err := g.Shutdown(sctx); err != nil {
+	var cut *ioloop.ShutdownError
+	switch err := g.Shutdown(sctx); {
+	case errors.As(err, &cut) && err == error(cut):
+		// Not a failure: the grace period ended and Shutdown closed what
+		// was still open, as asked. Say so rather than "context deadline
+		// exceeded".
+		log.Printf("shutdown: closed %d connection%s still open after the %v grace period",
+			cut.Closed, plural(cut.Closed), *grace)
+	case err != nil:
 		log.Printf("shutdown: %v", err)
 	}
 }
 
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// helloBody ends every 200 answer; a HEAD answer is the same without it.
+const helloBody = "Hello, world!"
+
 var (
-	okKeepAlive = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, world!")
+	okKeepAlive = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n\r\n" + helloBody)
 	// HTTP/1.0 clients need to be told that the connection stays open.
-	okKeepAlive10 = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: keep-alive\r\n\r\nHello, world!")
-	okClose       = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\nHello, world!")
+	okKeepAlive10 = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: keep-alive\r\n\r\n" + helloBody)
+	okClose       = []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\nConnection: close\r\n\r\n" + helloBody)
 )
+
+// isHead reports whether req is a HEAD request. Its answer carries the
+// headers a GET would get, Content-Length included, and no body (RFC 9110
+// 9.3.2): a body there would be read as the start of the next answer on a
+// keep-alive connection.
+func isHead(req *Request) bool { return string(req.Method) == "HEAD" }
+
+// withoutBody returns resp cut before its body of n bytes.
+func withoutBody(resp []byte, n int) []byte { return resp[:len(resp)-n] }
 
 // bodyChunk is how much of a request body is discarded per read.
 const bodyChunk = 64 << 10
@@ -92,13 +125,14 @@ func (c *conn) next() {
 func (c *conn) head(p []byte, err error) {
 	if err != nil {
 		if errors.Is(err, ioloop.ErrDelimiterNotFound) {
-			c.fail(ErrHeaderTooLarge)
+			c.fail(ErrHeaderTooLarge, false) // the method is unknown: answer as to a GET
 		}
 		return // EOF, reset or timeout: the stream is closing already
 	}
 	req, _, err := ParseRequest(p, DefaultLimits)
 	if err != nil {
-		c.fail(err)
+		// A request line that parsed leaves the method in req.
+		c.fail(err, isHead(&req))
 		return
 	}
 	switch {
@@ -108,6 +142,9 @@ func (c *conn) head(p []byte, err error) {
 		c.resp = okKeepAlive10
 	default:
 		c.resp = okKeepAlive
+	}
+	if isHead(&req) {
+		c.resp = withoutBody(c.resp, len(helloBody))
 	}
 	if req.ContentLength > 0 {
 		c.bodyLeft = req.ContentLength
@@ -140,13 +177,16 @@ func (c *conn) respond() {
 	c.next()
 }
 
-// fail answers a bad request and closes the connection once the answer
-// is out.
-func (c *conn) fail(err error) {
+// fail answers a bad request (without the body when it was a HEAD) and
+// closes the connection once the answer is out.
+func (c *conn) fail(err error, head bool) {
 	code := Status(err)
 	body := err.Error() + "\n"
 	msg := fmt.Sprintf("HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
 		code, statusText[code], len(body), body)
+	if head {
+		msg = msg[:len(msg)-len(body)]
+	}
 	_ = c.s.Write([]byte(msg), nil)
 	c.s.CloseAfterFlush()
 }
