@@ -286,8 +286,7 @@ func TestStreamPeerResetMidWrite(t *testing.T) {
 	c := acceptOne(t, l, func(s *ioloop.Stream) {
 		s.SetCloseCallback(func(err error) { closed <- err })
 		// Keep the pipe full: write whenever the queue drains.
-		var pump func()
-		pump = func() {
+		pump := func() {
 			for s.WriteQueueLen() == 0 {
 				if err := s.Write(chunk, func(err error) {
 					if err != nil {
