@@ -23,7 +23,7 @@ import (
 	"time"
 )
 
-var driverSources = []string{"csrc/test/driver.c", "csrc/ioloop.c"}
+var driverSources = []string{"csrc/test/driver.c", "csrc/ioloop.c", "csrc/ioloop_capi.c"}
 
 // The driver injects allocation failures into ioloop.c through --wrap.
 var driverFlags = []string{"-std=gnu11", "-g", "-Wall", "-Wextra", "-Werror",

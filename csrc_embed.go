@@ -8,5 +8,5 @@ import "embed"
 // silently ignored by the next build. Embedding the sources makes them part
 // of the cache key; the bytes themselves are never used.
 //
-//go:embed csrc/ioloop.c csrc/ioloop.h
+//go:embed csrc/ioloop.c csrc/ioloop.h csrc/ioloop_capi.c csrc/ioloop_api.h csrc/test/driver.c csrc/test/capi_tests.c
 var _ embed.FS

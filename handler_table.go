@@ -41,14 +41,17 @@ func slotIsLive(st uint64) bool          { return st&slotLive != 0 }
 func slotEvents(st uint64) Events        { return Events(st & slotInterest) }
 func eventTag(fd int, gen uint32) uint64 { return uint64(gen)<<32 | uint64(uint32(fd)) }
 
-// nextGen returns the generation after gen. Zero is the waker's tag, so it
-// is skipped when the counter wraps.
+// nextGen returns the generation after gen. Go registrations use
+// 1..2^31-1: zero is the waker's tag, and generations with the top bit set
+// belong to C watches (csrc/ioloop_api.h), which the C core serves itself.
 func nextGen(gen uint32) uint32 {
-	if gen == ^uint32(0) {
+	if gen >= maxGoGen {
 		return 1
 	}
 	return gen + 1
 }
+
+const maxGoGen = 1<<31 - 1
 
 // slotPageBits sizes the pages of the table: 256 slots, 6 KiB.
 const (

@@ -202,7 +202,9 @@ func (l *IOLoop) lockSlot(fd int, grow bool) (*handlerSlot, uint64) {
 // safe from any goroutine; the handler may be called as soon as it
 // returns, on the loop goroutine.
 //
-// Errors: ErrExists if fd already has a handler; an error wrapping EBADF
+// Errors: ErrExists if fd already has a handler, or C code on this loop
+// watches it through the C API (then the error wraps EBUSY too; see
+// CAPI); an error wrapping EBADF
 // for a negative or closed fd, EINVAL for a nil handler or unknown event
 // bits, EPERM for an fd epoll cannot watch (a regular file or directory);
 // ErrClosed after Close. The loop is unaffected by any of these.
@@ -237,6 +239,10 @@ func (l *IOLoop) AddHandler(fd int, h Handler, events Events) error {
 	// slot can be stale when its fd was closed without RemoveHandler, and
 	// then EPOLL_CTL_ADD for the file now behind that number succeeds.
 	if err := l.poller.Control(ctlAdd, fd, interest, gen); err != nil {
+		if errors.Is(err, syscall.EBUSY) {
+			return fmt.Errorf("ioloop: AddHandler(fd %d): C code on this loop watches the fd (see CAPI): %w: %w",
+				fd, ErrExists, os.NewSyscallError("epoll_ctl", err))
+		}
 		if !errors.Is(err, syscall.EEXIST) {
 			return ctlError("AddHandler", fd, err)
 		}

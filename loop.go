@@ -408,7 +408,10 @@ func durationToTimeoutMs(d time.Duration) int {
 // is awake (one atomic load) and coalesces concurrent callers into one
 // eventfd write.
 func (l *IOLoop) wakeup() {
-	if !l.sleeping.Load() || !l.wakePending.CompareAndSwap(false, true) {
+	if !l.sleeping.Load() || l.InLoop() || !l.wakePending.CompareAndSwap(false, true) {
+		// Awake, or called on the loop goroutine itself (by a C callback's
+		// Go code while the core dispatches, say): the loop looks at its
+		// queues before it blocks again.
 		return
 	}
 	l.stats.wakeups.Add(1)
@@ -469,8 +472,8 @@ func (l *IOLoop) Close(allFDs bool) error {
 	return l.closeRes
 }
 
-// release frees everything once the loop is closed and not running, then
-// runs the release hooks (see onRelease).
+// release frees everything once the loop is closed and not running; the
+// release hooks (see onRelease) run just before the poller is closed.
 func (l *IOLoop) release() error {
 	hooks := l.dropQueues()
 
@@ -491,11 +494,12 @@ func (l *IOLoop) release() error {
 	l.table.count = 0
 	l.regMu.Unlock()
 
-	if err := l.poller.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("ioloop: Close: %w", err))
-	}
+	// The hooks run while the C core still exists: OnClose promises it.
 	for _, fn := range hooks {
 		fn()
+	}
+	if err := l.poller.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("ioloop: Close: %w", err))
 	}
 	return errors.Join(errs...)
 }

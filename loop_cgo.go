@@ -43,11 +43,13 @@ type epollPoller struct {
 	wakeFD int              // the core's eventfd, for Wake without a cgo call
 	sink   cgo.Handle       // refers to the batchSink, for the C→Go dispatch
 
-	// wakeMu orders Wake (readers, any goroutine) with Close (writer), so a
-	// wakeup that raced with Close never writes to a closed fd number that
-	// may already belong to another file.
+	// wakeMu orders Wake and the counter reads (readers, any goroutine)
+	// with Close (writer), so a wakeup that raced with Close never writes
+	// to a closed fd number that may already belong to another file, and
+	// nothing reads the C core once it is freed.
 	wakeMu sync.RWMutex
-	closed bool // under wakeMu
+	closed bool          // under wakeMu
+	final  [3]C.uint64_t // under wakeMu: the C counters as Close found them
 }
 
 func newPoller(sink batchSink) (poller, error) {
@@ -103,10 +105,30 @@ func (p *epollPoller) Close() error {
 		return nil
 	}
 	p.closed = true
+	C.ioloop_counters(p.c, &p.final[0], &p.final[1], &p.final[2])
 	C.ioloop_close(p.c)
 	p.c = nil
 	p.sink.Delete()
 	return nil
+}
+
+func (p *epollPoller) capi() unsafe.Pointer {
+	p.wakeMu.RLock()
+	defer p.wakeMu.RUnlock()
+	if p.closed {
+		return nil
+	}
+	return unsafe.Pointer(C.ioloop_api_table(p.c))
+}
+
+func (p *epollPoller) cCounters() (events, stale, timers uint64) {
+	p.wakeMu.RLock()
+	defer p.wakeMu.RUnlock()
+	c := p.final
+	if !p.closed {
+		C.ioloop_counters(p.c, &c[0], &c[1], &c[2])
+	}
+	return uint64(c[0]), uint64(c[1]), uint64(c[2])
 }
 
 //export ioloopGoDispatch

@@ -102,8 +102,13 @@ func TestPollTimeoutFollowsTimersAndCallbacks(t *testing.T) {
 
 func TestPollTimeoutIsInfiniteWithNothingScheduled(t *testing.T) {
 	l, p, _ := newMockLoop(t)
-	p.EXPECT().Wake().Return(nil) // Stop from inside a blocking Poll must wake it
-	p.EXPECT().Poll(-1).DoAndReturn(func(int) (bool, error) { l.Stop(); return false, nil })
+	p.EXPECT().Wake().Return(nil) // Stop from another goroutine during a blocking Poll must wake it
+	p.EXPECT().Poll(-1).DoAndReturn(func(int) (bool, error) {
+		stopped := make(chan struct{})
+		go func() { l.Stop(); close(stopped) }()
+		<-stopped
+		return false, nil
+	})
 	if err := l.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,7 @@
 package ioloop
 
+import "unsafe"
+
 // poller is the seam between the loop's logic and the operating system.
 // The production implementation is the cgo epoll core (loop_cgo.go); tests
 // substitute a gomock mock to inject errors and hand-made batches.
@@ -24,6 +26,16 @@ type poller interface {
 	Poll(timeoutMs int) (woken bool, err error)
 	Wake() error
 	Close() error
+}
+
+// cCore is implemented by the production poller, whose C core serves the
+// C API (csrc/ioloop_api.h) besides the loop's Go registrations.
+type cCore interface {
+	// capi returns the C API table; nil once the poller is closed.
+	capi() unsafe.Pointer
+	// cCounters returns the C side's counters: events served to C
+	// watches, C-tagged events dropped as stale, C timers run.
+	cCounters() (events, stale, timers uint64)
 }
 
 // batchSink receives the batches a poller reports. *IOLoop implements it.

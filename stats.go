@@ -15,6 +15,9 @@ type Stats struct {
 	Timers           uint64 // timers fired
 	Panics           uint64 // panics recovered in handlers, callbacks and timers
 	Wakeups          uint64 // eventfd writes by other goroutines (at most one per sleep)
+	CEvents          uint64 // fd events served to C watches (see CAPI), in C
+	CStaleEvents     uint64 // C-tagged events dropped because their watch ended or changed
+	CTimers          uint64 // C timers run (see CAPI)
 	Handlers         int    // fds registered now
 	PendingCallbacks int    // callbacks waiting for the next iteration
 	PendingTimers    int    // timers scheduled and not yet due or removed
@@ -44,6 +47,9 @@ func (l *IOLoop) Stats() Stats {
 		Panics:      l.stats.panics.Load(),
 		Wakeups:     l.stats.wakeups.Load(),
 		PollTime:    time.Duration(l.stats.pollNanos.Load()),
+	}
+	if c, ok := l.poller.(cCore); ok {
+		s.CEvents, s.CStaleEvents, s.CTimers = c.cCounters()
 	}
 	run := time.Duration(l.stats.runNanos.Load())
 	l.mu.Lock()

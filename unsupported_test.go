@@ -23,5 +23,11 @@ func TestUnsupportedBuildReportsClearly(t *testing.T) {
 	if err := l.AddCallback(func() {}); !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("AddCallback = %v, want ErrUnsupported", err)
 	}
+	if _, err := l.CAPI(); !errors.Is(err, ErrUnsupported) {
+		t.Fatalf("CAPI = %v, want ErrUnsupported", err)
+	}
+	if _, err := l.OnClose(func() {}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("OnClose = %v, want ErrClosed", err)
+	}
 	t.Log(err)
 }

@@ -41,6 +41,7 @@ int ioloop_open(ioloop_poller **out) {
     return -ENOMEM;
   p->epfd = -1;
   p->wakefd = -1;
+  ioloop__capi_init(p);
 
   /* Every fd we create is close-on-exec: a service that forks helpers
    * must not leak its poller into them. */
@@ -54,7 +55,7 @@ int ioloop_open(ioloop_poller **out) {
     rc = -errno;
     goto fail;
   }
-  rc = ioloop_ctl(p, EPOLL_CTL_ADD, p->wakefd, EPOLLIN, IOLOOP_WAKE_GEN);
+  rc = ioloop__epoll_ctl(p, EPOLL_CTL_ADD, p->wakefd, EPOLLIN, IOLOOP_WAKE_GEN);
   if (rc < 0)
     goto fail;
   rc = ioloop__alloc(p, IOLOOP_INITIAL_EVENTS);
@@ -75,12 +76,13 @@ void ioloop_close(ioloop_poller *p) {
     close(p->wakefd);
   if (p->epfd >= 0)
     close(p->epfd);
+  ioloop__capi_free(p);
   free(p->raw);
   free(p->ready);
   free(p);
 }
 
-int ioloop_ctl(ioloop_poller *p, int op, int fd, uint32_t events, uint32_t gen) {
+int ioloop__epoll_ctl(ioloop_poller *p, int op, int fd, uint32_t events, uint32_t gen) {
   struct epoll_event ev;
   memset(&ev, 0, sizeof(ev));
   ev.events = events;
@@ -88,6 +90,21 @@ int ioloop_ctl(ioloop_poller *p, int op, int fd, uint32_t events, uint32_t gen) 
   if (epoll_ctl(p->epfd, op, fd, &ev) < 0)
     return -errno;
   return 0;
+}
+
+int ioloop_ctl(ioloop_poller *p, int op, int fd, uint32_t events, uint32_t gen) {
+  uint64_t cstate;
+  int rc;
+  if (__atomic_load_n(&p->cwdir, __ATOMIC_ACQUIRE) == NULL || !ioloop__cwatch_owns(p, fd, &cstate))
+    return ioloop__epoll_ctl(p, op, fd, events, gen);
+  if (op != EPOLL_CTL_ADD)
+    return -ENOENT;
+  rc = ioloop__epoll_ctl(p, op, fd, events, gen);
+  if (rc == -EEXIST)
+    return -EBUSY;
+  if (rc == 0) /* the C watch's file was closed without unwatch: it is stale */
+    ioloop__cwatch_disown(p, fd, cstate);
+  return rc;
 }
 
 /* Drain the eventfd so that level-triggered epoll stops reporting it. The
@@ -105,12 +122,14 @@ int ioloop_wait(ioloop_poller *p, int timeout_ms) {
   struct epoll_event *raw;
   int n, i, out = 0, woken = 0;
 
+  p->last_n = 0;
   n = epoll_wait(p->epfd, (struct epoll_event *)p->raw, p->cap, timeout_ms);
   if (n < 0) {
     if (errno == EINTR)
       return 0; /* a signal: the caller recomputes its timeout and retries */
     return -errno;
   }
+  p->last_n = n;
 
   raw = (struct epoll_event *)p->raw;
   for (i = 0; i < n; i++) {
@@ -119,6 +138,10 @@ int ioloop_wait(ioloop_poller *p, int timeout_ms) {
     if (gen == IOLOOP_WAKE_GEN) {
       ioloop__drain_waker(p);
       woken = 1;
+      continue;
+    }
+    if (gen & IOLOOP_CGEN_BIT) { /* a C watch: served here, Go never sees it */
+      ioloop__cwatch_dispatch(p, (int)(uint32_t)tag, gen, raw[i].events);
       continue;
     }
     p->ready[out].fd = (int32_t)(uint32_t)tag;
@@ -134,24 +157,26 @@ int ioloop_wait(ioloop_poller *p, int timeout_ms) {
  * the burst in fewer calls. Runs after dispatch, when Go no longer reads
  * p->ready. Level-triggered epoll reports what we missed again next time,
  * and rotates the ready list, so nothing starves even before growing. */
-static void ioloop__maybe_grow(ioloop_poller *p, int rc) {
-  if (rc >= 0 && (rc >> 1) + (rc & 1) >= p->cap && p->cap < IOLOOP_MAX_EVENTS)
+static void ioloop__maybe_grow(ioloop_poller *p) {
+  if (p->last_n >= p->cap && p->cap < IOLOOP_MAX_EVENTS)
     (void)ioloop__alloc(p, p->cap * 2); /* on ENOMEM keep the old buffer */
 }
 
 int ioloop_poll(ioloop_poller *p, int timeout_ms, uintptr_t ctx) {
-  int rc = ioloop_wait(p, timeout_ms);
+  int rc = ioloop_wait(p, ioloop__timers_clamp(p, timeout_ms));
   if (rc > 1)
     ioloopGoDispatch(ctx, p->ready, rc >> 1);
-  ioloop__maybe_grow(p, rc);
+  ioloop__timers_run(p);
+  ioloop__maybe_grow(p);
   return rc;
 }
 
 int ioloop_poll_each(ioloop_poller *p, int timeout_ms, uintptr_t ctx) {
-  int rc = ioloop_wait(p, timeout_ms);
+  int rc = ioloop_wait(p, ioloop__timers_clamp(p, timeout_ms));
   int i;
   for (i = 0; i < (rc >> 1); i++)
     ioloopGoDispatch(ctx, &p->ready[i], 1);
-  ioloop__maybe_grow(p, rc);
+  ioloop__timers_run(p);
+  ioloop__maybe_grow(p);
   return rc;
 }

@@ -13,6 +13,8 @@
 
 #include <stdint.h>
 
+#include "ioloop_api.h"
+
 /* One ready event, as handed to Go. The kernel's struct epoll_event is
  * packed on x86-64 and padded elsewhere, so we translate into this
  * fixed-layout record instead of making Go decode an ABI-dependent struct. */
@@ -22,8 +24,11 @@ typedef struct ioloop_event {
   uint32_t events; /* EPOLLIN | EPOLLOUT | EPOLLERR | EPOLLHUP ... */
 } ioloop_event;
 
-/* Generation 0 is reserved for the waker; registrations use 1..2^32-1. */
+/* Generation 0 is reserved for the waker. Go registrations use
+ * 1..2^31-1; C watches (ioloop_api.h) have the top bit set, which is how a
+ * batch tells the two apart without looking anything up. */
 #define IOLOOP_WAKE_GEN 0u
+#define IOLOOP_CGEN_BIT 0x80000000u
 
 /* Start and ceiling of the event buffer. Like libevent, the buffer doubles
  * whenever a wait fills it, so a burst of ready fds is drained in fewer
@@ -31,12 +36,62 @@ typedef struct ioloop_event {
 #define IOLOOP_INITIAL_EVENTS 64
 #define IOLOOP_MAX_EVENTS 4096
 
-typedef struct ioloop_poller {
+/* One C watch (ioloop_api.h). state packs the generation (high 32 bits),
+ * IOLOOP__CW_LIVE and the events asked for; it is written on the loop
+ * thread and read with atomics from any thread (ioloop_ctl, on behalf of
+ * Go registrations made off the loop, checks who owns an fd number). cb
+ * and arg are the loop thread's alone. */
+typedef struct ioloop__cwatch {
+  uint64_t state;
+  ioloop_io_cb cb;
+  void *arg;
+} ioloop__cwatch;
+
+#define IOLOOP__CW_LIVE (1u << 30)
+#define IOLOOP__CW_PAGE_BITS 8 /* 256 watches, 6 KiB, per page */
+
+/* The fd-indexed table of C watches: a directory of pages. Growing it
+ * publishes a new directory and keeps the old one until ioloop_close, and
+ * pages never move, so a reader on another thread can never hold a
+ * pointer into freed memory. */
+typedef struct ioloop__cwdir {
+  struct ioloop__cwdir *older; /* the directory this one replaced */
+  int npages;
+  ioloop__cwatch *pages[];
+} ioloop__cwdir;
+
+/* A C timer (ioloop_api.h). Loop thread only. */
+struct ioloop_timer {
+  struct ioloop_core *core;
+  ioloop_timer_cb cb;
+  void *arg;
+  uint64_t deadline_ns; /* CLOCK_MONOTONIC */
+  uint64_t seq;         /* start order: equal deadlines run FIFO, restarts wait a turn */
+  int index;            /* position in the heap, -1 when not armed */
+  struct ioloop_timer *prev, *next; /* every timer of the core, freed at close */
+};
+
+typedef struct ioloop_core {
   int epfd;            /* epoll instance, close-on-exec */
   int wakefd;          /* non-blocking close-on-exec eventfd, always registered for EPOLLIN */
   int cap;             /* capacity of both buffers below */
+  int last_n;          /* events returned by the last epoll_wait */
   void *raw;           /* struct epoll_event[cap], filled by epoll_wait */
-  ioloop_event *ready; /* ioloop_event[cap], the translated batch (waker removed) */
+  ioloop_event *ready; /* ioloop_event[cap], the translated batch (waker and C watches removed) */
+
+  /* The C API (ioloop_api.h), handed out by ioloop_api_table. */
+  ioloop_api api;
+  ioloop__cwdir *cwdir;  /* C watches; NULL until the first watch; atomic pointer */
+  uint32_t cwgen;        /* last C generation handed out (top bit set) */
+  ioloop_timer **heap;   /* armed C timers, a min-heap on (deadline_ns, seq) */
+  int nheap, capheap;
+  uint64_t timerseq;     /* seq of the last start */
+  ioloop_timer *timers;  /* list of every C timer, armed or not */
+
+  /* Counters, written by the loop thread only, read from any thread. */
+  uint64_t c_events; /* C callbacks run for fd events */
+  uint64_t c_stale;  /* C-tagged events dropped (unwatched or re-watched) */
+  uint64_t c_timers; /* C timer callbacks run */
 } ioloop_poller;
 
 /* ioloop_open creates the epoll instance and the waker; *out is owned by
@@ -46,7 +101,11 @@ int ioloop_open(ioloop_poller **out);
 /* ioloop_close closes both fds and frees the poller. Safe on NULL. */
 void ioloop_close(ioloop_poller *p);
 
-/* ioloop_ctl applies EPOLL_CTL_ADD/MOD/DEL for fd, tagging events with gen. */
+/* ioloop_ctl applies EPOLL_CTL_ADD/MOD/DEL for a Go registration of fd,
+ * tagging its events with gen. A number that a C watch holds
+ * (ioloop_api.h) is not Go's: ADD fails with -EBUSY while the C watch is
+ * real, and MOD and DEL fail with -ENOENT without touching the kernel (the
+ * Go registration they name is stale). Safe from any thread. */
 int ioloop_ctl(ioloop_poller *p, int op, int fd, uint32_t events, uint32_t gen);
 
 /* ioloop_wait waits up to timeout_ms (-1: forever, 0: poll) and leaves the
@@ -55,14 +114,34 @@ int ioloop_ctl(ioloop_poller *p, int op, int fd, uint32_t events, uint32_t gen);
  * -errno. EINTR is a wakeup with zero events, not an error. */
 int ioloop_wait(ioloop_poller *p, int timeout_ms);
 
-/* ioloop_poll is ioloop_wait followed, when the batch is not empty, by one
- * call into Go's exported ioloopGoDispatch(ctx, p->ready, n): one cgo
- * crossing each way per batch, however many events it holds. Same return
- * value as ioloop_wait. */
+/* ioloop_poll is one loop iteration's I/O: it clamps timeout_ms to the
+ * nearest C timer, waits (C watches are served inside ioloop_wait), makes
+ * one call into Go's exported ioloopGoDispatch(ctx, p->ready, n) when Go
+ * registrations have events, and then runs the C timers that are due:
+ * one cgo crossing each way per batch, however many events it holds, and
+ * none for C watches and timers. Same return value as ioloop_wait. */
 int ioloop_poll(ioloop_poller *p, int timeout_ms, uintptr_t ctx);
 
 /* ioloop_poll_each calls into Go once per event instead. It exists only so
  * that the benchmarks can measure the shape we rejected. */
 int ioloop_poll_each(ioloop_poller *p, int timeout_ms, uintptr_t ctx);
+
+/* ioloop_api_table returns p's C API table (ioloop_api.h), valid until
+ * ioloop_close. */
+ioloop_api *ioloop_api_table(ioloop_poller *p);
+
+/* ioloop_counters copies the C-side counters (any thread). */
+void ioloop_counters(ioloop_poller *p, uint64_t *c_events, uint64_t *c_stale, uint64_t *c_timers);
+
+/* Internal. ioloop__epoll_ctl is epoll_ctl with a tag, in ioloop.c; the
+ * rest is in ioloop_capi.c. */
+int ioloop__epoll_ctl(ioloop_poller *p, int op, int fd, uint32_t events, uint32_t gen);
+void ioloop__capi_init(ioloop_poller *p);
+void ioloop__capi_free(ioloop_poller *p);
+int ioloop__cwatch_owns(ioloop_poller *p, int fd, uint64_t *state);
+void ioloop__cwatch_disown(ioloop_poller *p, int fd, uint64_t state);
+void ioloop__cwatch_dispatch(ioloop_poller *p, int fd, uint32_t gen, uint32_t events);
+int ioloop__timers_clamp(ioloop_poller *p, int timeout_ms);
+void ioloop__timers_run(ioloop_poller *p);
 
 #endif /* IOLOOP_H */

@@ -247,7 +247,7 @@ static void test_wait_wake_and_tags(void) {
     exit(2);
   make_pipe(a);
   make_pipe(b);
-  /* A high fd number and the largest generation survive the tag. */
+  /* A high fd number and the largest Go generation (2^31-1; the top bit marks C watches) survive the tag. */
   int high = fcntl(b[0], F_DUPFD_CLOEXEC, 900);
   CHECK(high >= 900, "F_DUPFD: %s", strerror(errno));
 
@@ -262,7 +262,7 @@ static void test_wait_wake_and_tags(void) {
   CHECK(rc == 0, "wait after one drain of three wakes = %d", rc);
 
   CHECK(ioloop_ctl(p, EPOLL_CTL_ADD, a[0], EPOLLIN, 7) == 0, "ADD a");
-  CHECK(ioloop_ctl(p, EPOLL_CTL_ADD, high, EPOLLIN, 0xFFFFFFFFu) == 0, "ADD high");
+  CHECK(ioloop_ctl(p, EPOLL_CTL_ADD, high, EPOLLIN, 0x7FFFFFFFu) == 0, "ADD high");
   CHECK(ioloop_ctl(p, EPOLL_CTL_ADD, a[1], EPOLLIN, 9) == 0, "ADD a write end for IN only");
   put(a[1]);
   put(b[1]);
@@ -274,7 +274,7 @@ static void test_wait_wake_and_tags(void) {
     ioloop_event *e = &p->ready[i];
     if (e->fd == a[0] && e->gen == 7 && e->events == EPOLLIN)
       seen_a++;
-    else if (e->fd == high && e->gen == 0xFFFFFFFFu && e->events == EPOLLIN)
+    else if (e->fd == high && e->gen == 0x7FFFFFFFu && e->events == EPOLLIN)
       seen_high++;
     else
       CHECK(0, "unexpected event fd %d gen %u events %#x", e->fd, e->gen, e->events);
@@ -458,6 +458,8 @@ static void test_many_open_close(void) {
   CHECK(count_fds() == before, "%d fds open after 500 open/close cycles, want %d", count_fds(), before);
 }
 
+#include "capi_tests.c"
+
 int main(void) {
   int before = count_fds();
   test_open_close();
@@ -467,8 +469,9 @@ int main(void) {
   test_eintr();
   test_grow();
   test_many_open_close();
+  test_capi();
   CHECK(count_fds() == before, "%d fds open at exit, want %d", count_fds(), before);
-  CHECK(injected_alloc_failures == 5, "%d allocation failures injected, want 5", injected_alloc_failures);
+  CHECK(injected_alloc_failures == 8, "%d allocation failures injected, want 8", injected_alloc_failures);
   printf("driver: %d checks, %d failures, %d allocation failures injected\n", checks, failures,
          injected_alloc_failures);
   return failures != 0;
