@@ -339,7 +339,7 @@ var procsMu sync.Mutex
 // then wait for I/O and dispatch it.
 func (l *IOLoop) run() error {
 	for {
-		l.stats.iterations.Add(1)
+		bump(&l.stats.iterations, 1)
 		l.batchTimed = false
 		l.runCallbacks()
 		l.runDueTimers()
@@ -353,9 +353,11 @@ func (l *IOLoop) run() error {
 			began = time.Now()
 		}
 		woken, err := l.poller.Poll(timeoutMs)
-		l.sleeping.Store(false)
+		if l.sleeping.Load() { // dispatchBatch clears it when a batch came
+			l.sleeping.Store(false)
+		}
 		if l.pollTime {
-			l.stats.pollNanos.Add(uint64(time.Since(began)))
+			bump(&l.stats.pollNanos, uint64(time.Since(began)))
 		}
 		if woken {
 			l.wakePending.Store(false)
@@ -376,6 +378,9 @@ func (l *IOLoop) run() error {
 // before the queues are inspected: that order is what makes the wakeup
 // protocol race-free (see IOLoop.sleeping).
 func (l *IOLoop) pollTimeout() int {
+	if l.queued.Load() > 0 || l.stopping.Load() {
+		return 0 // work is waiting: no sleep, so nobody needs to wake us
+	}
 	l.sleeping.Store(true)
 	if l.queued.Load() > 0 || l.stopping.Load() {
 		l.sleeping.Store(false)
@@ -592,7 +597,7 @@ func (l *IOLoop) runCallbacks() {
 		batch[i] = nil // let the closure go as soon as it has run
 		l.runFunc("callback", fn)
 	}
-	l.stats.callbacks.Add(uint64(len(batch)))
+	bump(&l.stats.callbacks, uint64(len(batch)))
 	l.spare = batch[:0]
 }
 
