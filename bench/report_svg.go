@@ -24,7 +24,7 @@ const (
 
 // peerColors: ioloop stands out, the C reference is dark, the rest share hues.
 var peerColors = map[string]string{
-	"ioloop": "#d9480f", "cepoll": "#343a40", "libevent": "#868e96", "gonet": "#1c7ed6",
+	"ioloop": "#d9480f", "ioloop-hello": "#ff922b", "cepoll": "#343a40", "libevent": "#868e96", "gonet": "#1c7ed6",
 	"gnet": "#4dabf7", "evio": "#0ca678", "nbio": "#63e6be", "tornado": "#ae3ec9",
 }
 

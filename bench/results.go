@@ -4,6 +4,7 @@ import "time"
 
 // Run is one timed window of one peer in one scenario.
 type Run struct {
+	Rep           int     `json:"rep"` // the repetition (1-based): runs of one rep are measured back to back
 	Ops           int64   `json:"ops"`
 	Seconds       float64 `json:"seconds"`
 	OpsPerSec     float64 `json:"ops_per_sec"`
@@ -32,7 +33,9 @@ type Cell struct {
 type PeerInfo struct {
 	Name   string `json:"name"`
 	Desc   string `json:"desc"`
-	Status string `json:"status"` // "ok" or "skipped"
+	Lang   string `json:"lang"`           // "c", "go" or "python"
+	Ours   bool   `json:"ours,omitempty"` // one of this project's rows
+	Status string `json:"status"`         // "ok" or "skipped"
 	Reason string `json:"reason,omitempty"`
 }
 
