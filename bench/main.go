@@ -5,9 +5,9 @@
 // Go net, gnet, evio, nbio, Tornado), starts each as its own process on
 // loopback, checks that it answers correctly, times the peers of each
 // scenario interleaved (every peer once per repetition) under a load
-// generator pinned to the other CPU, and prints markdown tables (stdout),
-// progress (stderr), and optionally the raw results (-json) and a bar chart
-// (-svg).
+// generator pinned to the other CPU, and prints a verdict against the
+// targets of issue 11 followed by markdown tables (stdout), progress
+// (stderr), and optionally the raw results (-json) and a bar chart (-svg).
 //
 //	go run ./bench            # the default suite, a few minutes on 2 cores
 //	go run ./bench -quick     # smoke run, under a minute (CI)
@@ -229,6 +229,8 @@ func runSuite(opts Options, env *buildEnv, scenarios []Scenario, built []*builtP
 	}
 	rep.Finished = time.Now()
 	signal.Stop(sig)
+	sum := summarize(rep)
+	rep.Summary = &sum
 
 	status := 0
 	w := bufio.NewWriter(os.Stdout)

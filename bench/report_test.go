@@ -65,7 +65,12 @@ func TestWriteTable(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"Test CPU <&>, 2 CPUs, Linux 6.1, go1.26, 2026-11-26 01:02 UTC",
+		"Test CPU <&>, 2 CPUs, Linux 6.1, go1.26, 2026-11-26 01:02 UTC. Median of 3 runs of 1s after 500ms warm-up each, the peers interleaved",
+		// The verdict comes first, then the details.
+		"\n\n## Verdict\n\n",
+		"| echo-64 | 10.00 µs | 1.11× | – | behind C epoll by 11% |",
+		"| server CPU/op ≤ 1.05× C epoll in every single-loop scenario | 0 of 2 scenarios within; not: echo-64 1.11×, http-100 failed | **not met** |",
+		"## Detailed results",
 		"### echo-64: TCP echo, 64 connections, 64 B ping-pong",
 		// ioloop is its own baseline; cepoll: 110k/100k ops/s, 9/10 CPU/op.
 		"| ioloop | 100.0k | 120 µs | 2.50 ms | 10.00 µs | 8.0 MiB | 95% ⚠ | 1.00 | 1.00 |",
@@ -84,6 +89,9 @@ func TestWriteTable(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q\n%s", want, out)
 		}
+	}
+	if v, d := strings.Index(out, "## Verdict"), strings.Index(out, "## Detailed results"); v < 0 || d < v || strings.Index(out, "### echo-64") < d {
+		t.Errorf("verdict at %d, details at %d: want the verdict first", v, d)
 	}
 	// Every table row has as many cells as its header.
 	for _, line := range strings.Split(out, "\n") {
@@ -172,6 +180,8 @@ func TestWriteSVGWellFormed(t *testing.T) {
 func TestWriteJSONRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.json")
 	want := sampleReport()
+	sum := summarize(want)
+	want.Summary = &sum
 	if err := writeFile(path, func(f *os.File) error { return writeJSON(f, want) }); err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +200,10 @@ func TestWriteJSONRoundTrip(t *testing.T) {
 		t.Errorf("options/machine/micro differ: %+v %+v %d", got.Options, got.Machine, len(got.Micro))
 	}
 	// The raw field names are what scripts read.
-	for _, key := range []string{`"server_cpu_per_op_us"`, `"ops_per_sec"`, `"p99_us"`, `"peak_rss_kib"`, `"loadgen_saturated"`, `"rep"`, `"lang"`} {
+	if got.Summary == nil || len(got.Summary.Rows) != 3 || got.Summary.Rows[0].VsC == nil || len(got.Summary.Targets) != 5 {
+		t.Errorf("summary differs after the round trip: %+v", got.Summary)
+	}
+	for _, key := range []string{`"server_cpu_per_op_us"`, `"ops_per_sec"`, `"p99_us"`, `"peak_rss_kib"`, `"loadgen_saturated"`, `"rep"`, `"lang"`, `"verdict"`, `"vs_c"`, `"targets"`} {
 		if !bytes.Contains(b, []byte(key)) {
 			t.Errorf("JSON lacks %s", key)
 		}

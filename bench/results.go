@@ -60,6 +60,9 @@ type Report struct {
 	Cells      []Cell        `json:"cells"`
 	Micro      []MicroResult `json:"micro,omitempty"`
 	MicroError string        `json:"micro_error,omitempty"`
+	// Summary is the verdict of the table's first section, for scripts
+	// (written by the suite; the table recomputes it from the cells).
+	Summary *Summary `json:"summary,omitempty"`
 }
 
 // saturationPct is where the load generator counts as the bottleneck: above
