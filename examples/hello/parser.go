@@ -82,7 +82,7 @@ func ParseRequest(buf []byte, lim Limits) (Request, int, error) {
 	p, err := parseRequestLine(buf, &req)
 	if err != nil {
 		// A bad request line is final only once it is complete.
-		if err == ErrIncomplete || bytes.Index(buf, crlf) < 0 {
+		if err == ErrIncomplete || !bytes.Contains(buf, crlf) {
 			err = incomplete(buf, lim)
 		}
 		return req, 0, err
@@ -174,7 +174,7 @@ func headError(buf []byte, from int, lim Limits, err error) error {
 	// the line at from is blank, which a bad line is not; a line already
 	// read may be blank-ended right at from-2 (Transfer-Encoding as the
 	// last header), so look from there.
-	if bytes.Index(buf[max(from-2, 0):], crlfcrlf) < 0 {
+	if !bytes.Contains(buf[max(from-2, 0):], crlfcrlf) {
 		return incomplete(buf, lim)
 	}
 	return err
@@ -211,7 +211,7 @@ func parseRequestLine(buf []byte, req *Request) (int, error) {
 	// "HTTP/1.1\r\n", or anything else up to the line's end.
 	v := buf[i:]
 	if len(v) < len("HTTP/1.1\r\n") {
-		if bytes.Index(v, crlf) < 0 {
+		if !bytes.Contains(v, crlf) {
 			return 0, ErrIncomplete
 		}
 		return 0, ErrBadRequest
