@@ -170,7 +170,7 @@ func TestWriteSVGWellFormed(t *testing.T) {
 		t.Errorf("%d break marks, want 1", breaks)
 	}
 	joined := strings.Join(texts, "\n")
-	for _, want := range []string{"Test CPU <&>", "echo-64: TCP echo, 64 connections, 64 B ping-pong", "ioloop", "10.00 µs", "110.0k", "failed: correctness check"} {
+	for _, want := range []string{"Test CPU <&>", "median of 3 runs of 1s, the peers interleaved", "echo-64: TCP echo, 64 connections, 64 B ping-pong", "ioloop", "10.00 µs", "110.0k", "failed: correctness check"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("SVG text lacks %q", want)
 		}
