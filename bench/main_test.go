@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strconv"
 	"testing"
 )
 
@@ -11,7 +12,8 @@ import (
 // tests drive the real runner end to end: "-loadgen JSON" is the load
 // generator (as the bench binary re-executes itself), and
 // BENCH_TEST_ROLE=server makes it a tiny peer server taking the peers'
-// command line (-addr A -mode echo|hello|corrupt-echo).
+// command line (-addr A -mode echo|hello|corrupt-echo), plus
+// -exit-after-conns N and -touch-mib N for the runner's own tests.
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == "-loadgen" {
 		os.Exit(loadgenMain(os.Args[2]))
@@ -22,14 +24,22 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// ballast is what -touch-mib keeps resident.
+var ballast []byte
+
 func testPeerServer(args []string) int {
 	var addr, mode string
+	exitAfter, touchMiB := -1, 0
 	for i := 0; i+1 < len(args); i += 2 {
 		switch args[i] {
 		case "-addr":
 			addr = args[i+1]
 		case "-mode":
 			mode = args[i+1]
+		case "-exit-after-conns": // exit when accepting one more
+			exitAfter, _ = strconv.Atoi(args[i+1])
+		case "-touch-mib": // make this much memory resident first
+			touchMiB, _ = strconv.Atoi(args[i+1])
 		}
 	}
 	handle := map[string]func(net.Conn){
@@ -41,15 +51,23 @@ func testPeerServer(args []string) int {
 		fmt.Fprintf(os.Stderr, "test server: unknown mode %q\n", mode)
 		return 2
 	}
+	ballast = make([]byte, touchMiB<<20)
+	for i := 0; i < len(ballast); i += 4096 {
+		ballast[i] = 1
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "test server:", err)
 		return 1
 	}
-	for {
+	for accepted := 0; ; accepted++ {
 		c, err := ln.Accept()
 		if err != nil {
 			return 1
+		}
+		if accepted == exitAfter {
+			fmt.Fprintf(os.Stderr, "test server: exiting after %d connections\n", accepted)
+			return 3
 		}
 		go func() {
 			defer c.Close()

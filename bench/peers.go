@@ -17,7 +17,12 @@ import (
 type Peer struct {
 	Name  string
 	Desc  string
-	Multi bool // takes part in the multi-loop scenario
+	Lang  string // "c", "go" or "python": the verdict compares ioloop with the best Go peer
+	Ours  bool   // one of this project's rows (its failure fails the suite)
+	Multi bool   // takes part in the multi-loop scenario
+	// Kinds lists the scenario kinds ("echo", "http") the peer takes part
+	// in; nil means all of them.
+	Kinds []string
 	// Build makes the peer runnable and returns how to start it; a
 	// *skipError means the toolchain or a package is missing.
 	Build func(e *buildEnv) (Launcher, error)
@@ -45,17 +50,35 @@ type buildEnv struct {
 	goBin string
 }
 
+// The names the verdict compares: ioloop's like-for-like row and the C
+// reference.
+const (
+	headlinePeer  = "ioloop"
+	referencePeer = "cepoll"
+)
+
+// peers are the suite's peers, in the order they run within a repetition
+// and appear in the tables.
 func peers() []Peer {
 	return []Peer{
-		{Name: "ioloop", Multi: true, Desc: "this project: examples/echo and examples/hello", Build: buildIoloop},
-		{Name: "cepoll", Desc: "plain C epoll, one thread (the near-physical reference)", Build: buildC("cepoll", nil)},
-		{Name: "libevent", Desc: "libevent 2.1, event_new(EV_READ|EV_PERSIST) + read/write", Build: buildC("libevent", []string{"-levent"})},
-		{Name: "gonet", Multi: true, Desc: "Go net, goroutine per connection, GOMAXPROCS=1", Build: buildGoPeer("gonet", []string{"GOMAXPROCS=1"})},
-		{Name: "gnet", Multi: true, Desc: "gnet v2, one event loop (multicore in multi-loop)", Build: buildGoPeer("gnet", nil)},
-		{Name: "evio", Desc: "evio, one loop", Build: buildGoPeer("evio", nil)},
-		{Name: "nbio", Desc: "nbio Engine, one poller", Build: buildGoPeer("nbio", nil)},
-		{Name: "tornado", Desc: "Tornado: TCPServer echo and tornado.web Hello World", Build: buildTornado},
+		{Name: headlinePeer, Lang: "go", Ours: true, Multi: true, Desc: "this project, like for like: peers/ioloop, the public API (Listen, ReadSome, Write) doing what every other peer does", Build: buildGoPeer("ioloop", nil)},
+		{Name: "ioloop-hello", Lang: "go", Ours: true, Kinds: []string{"http"}, Desc: "this project's examples/hello: a real HTTP/1.1 server (request line and headers parsed, ReadUntil per head)", Build: buildIoloopHello},
+		{Name: referencePeer, Lang: "c", Desc: "plain C epoll, one thread (the near-physical reference)", Build: buildC("cepoll", nil)},
+		{Name: "libevent", Lang: "c", Desc: "libevent 2.1, event_new(EV_READ|EV_PERSIST) + read/write", Build: buildC("libevent", []string{"-levent"})},
+		{Name: "gonet", Lang: "go", Multi: true, Desc: "Go net, goroutine per connection, GOMAXPROCS=1", Build: buildGoPeer("gonet", []string{"GOMAXPROCS=1"})},
+		{Name: "gnet", Lang: "go", Multi: true, Desc: "gnet v2, one event loop (multicore in multi-loop)", Build: buildGoPeer("gnet", nil)},
+		{Name: "evio", Lang: "go", Desc: "evio, one loop", Build: buildGoPeer("evio", nil)},
+		{Name: "nbio", Lang: "go", Desc: "nbio Engine, one poller", Build: buildGoPeer("nbio", nil)},
+		{Name: "tornado", Lang: "python", Desc: "Tornado: TCPServer echo and tornado.web Hello World", Build: buildTornado},
 	}
+}
+
+// takesPart reports whether p runs in scenario sc.
+func (p *Peer) takesPart(sc Scenario) bool {
+	if sc.Kind == "micro" || (sc.Loops > 1 && !p.Multi) {
+		return false
+	}
+	return p.Kinds == nil || slices.Contains(p.Kinds, sc.Kind)
 }
 
 // firstLine reduces a tool's error output to the line that explains it.
@@ -115,20 +138,18 @@ func offlineFailure(out string) bool {
 	return false
 }
 
-func buildIoloop(e *buildEnv) (Launcher, error) {
-	for _, ex := range []string{"echo", "hello"} {
-		if _, err := os.Stat(filepath.Join(e.root, "examples", ex)); err != nil {
-			return nil, skipf("examples/%s not in the tree yet", ex)
-		}
-		bin := filepath.Join(e.out, "ioloop-"+ex)
-		// Built from the root module, so the bench module's requirements
-		// cannot change what users get.
-		if err := e.goBuild(e.root, bin, "./examples/"+ex); err != nil {
-			return nil, err
-		}
+// buildIoloopHello builds examples/hello from the root module, so the bench
+// module's requirements cannot change what users get.
+func buildIoloopHello(e *buildEnv) (Launcher, error) {
+	if _, err := os.Stat(filepath.Join(e.root, "examples", "hello")); err != nil {
+		return nil, skipf("examples/hello not in the tree")
+	}
+	bin := filepath.Join(e.out, "ioloop-hello")
+	if err := e.goBuild(e.root, bin, "./examples/hello"); err != nil {
+		return nil, err
 	}
 	return func(mode, addr string, loops int) ([]string, []string) {
-		return []string{filepath.Join(e.out, "ioloop-"+mode), "-addr", addr, "-loops", strconv.Itoa(loops)}, nil
+		return []string{bin, "-addr", addr, "-loops", strconv.Itoa(loops)}, nil
 	}, nil
 }
 

@@ -24,7 +24,7 @@ const (
 
 // peerColors: ioloop stands out, the C reference is dark, the rest share hues.
 var peerColors = map[string]string{
-	"ioloop": "#d9480f", "cepoll": "#343a40", "libevent": "#868e96", "gonet": "#1c7ed6",
+	"ioloop": "#d9480f", "ioloop-hello": "#ff922b", "cepoll": "#343a40", "libevent": "#868e96", "gonet": "#1c7ed6",
 	"gnet": "#4dabf7", "evio": "#0ca678", "nbio": "#63e6be", "tornado": "#ae3ec9",
 }
 
@@ -55,8 +55,8 @@ func writeSVG(w io.Writer, r *Report) error {
 	m := r.Machine
 	body.text(10, 24, "start", ` font-size="18" font-weight="bold"`, "ioloop benchmark comparison")
 	body.text(10, 44, "start", ` font-size="12" fill="#495057"`,
-		fmt.Sprintf("%s, %d CPUs, %s, %s, %s; median of %d run(s) of %v", m.CPU, m.CPUs, m.Kernel, m.Go,
-			r.Started.UTC().Format("2006-01-02"), r.Options.Count, r.Options.Duration))
+		fmt.Sprintf("%s, %d CPUs, %s, %s, %s; median of %s of %v, the peers interleaved", m.CPU, m.CPUs, m.Kernel, m.Go,
+			r.Started.UTC().Format("2006-01-02"), plural(r.Options.Count, "run"), r.Options.Duration))
 	y = 60
 	for _, sc := range r.Scenarios {
 		if sc.Kind == "micro" {

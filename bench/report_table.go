@@ -8,25 +8,31 @@ import (
 	"time"
 )
 
-// writeTable writes the report as markdown: a header naming the machine and
-// settings, one table per scenario, the skipped peers and the micro-benchmarks.
+// writeTable writes the report as markdown: a line naming the machine and
+// settings, the verdict (summary table, peak RSS, targets), then one table
+// per scenario, the micro-benchmarks and the skipped peers.
 func writeTable(w io.Writer, r *Report) error {
 	var b strings.Builder
 	m := r.Machine
 	fmt.Fprintf(&b, "# ioloop benchmark comparison\n\n")
 	fmt.Fprintf(&b, "%s, %d CPUs, %s, %s, %s.", m.CPU, m.CPUs, m.Kernel, m.Go, r.Started.UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, " Median of %d run(s) of %v after %v warm-up each.", r.Options.Count, r.Options.Duration, r.Options.Warmup)
+	fmt.Fprintf(&b, " Median of %s of %v after %v warm-up each, the peers interleaved (every peer once per repetition).",
+		plural(r.Options.Count, "run"), r.Options.Duration, r.Options.Warmup)
 	if r.Options.Quick {
 		b.WriteString(" **Quick smoke run: numbers are indicative only.**")
 	}
-	b.WriteString("\n\n")
+	b.WriteString("\n")
+
+	writeSummary(&b, r, summarize(r))
+
+	b.WriteString("\n## Detailed results\n\n")
 	if m.Pinned {
 		b.WriteString("Single-loop scenarios: the server is pinned to one CPU and the load generator to the other. ")
 	} else {
 		b.WriteString("Fewer than two CPUs: nothing is pinned, server and load generator share the CPU. ")
 	}
 	b.WriteString("**Server CPU/op** (utime+stime of the server process over the timed window, per operation) is the headline: " +
-		"throughput on 2 cores is often bounded by the client. Ratios are peer ÷ ioloop: CPU/op above 1 costs more than ioloop, " +
+		"throughput on 2 cores is often bounded by the client. Ratios in these tables are peer ÷ ioloop, of the medians: CPU/op above 1 costs more than ioloop, " +
 		"ops/s above 1 is faster. ⚠ marks a load generator above 90% of its CPU: that row's throughput and latency describe the client as much as the server.\n")
 
 	for _, sc := range r.Scenarios {

@@ -4,6 +4,7 @@ import "time"
 
 // Run is one timed window of one peer in one scenario.
 type Run struct {
+	Rep           int     `json:"rep"` // the repetition (1-based): runs of one rep are measured back to back
 	Ops           int64   `json:"ops"`
 	Seconds       float64 `json:"seconds"`
 	OpsPerSec     float64 `json:"ops_per_sec"`
@@ -32,7 +33,9 @@ type Cell struct {
 type PeerInfo struct {
 	Name   string `json:"name"`
 	Desc   string `json:"desc"`
-	Status string `json:"status"` // "ok" or "skipped"
+	Lang   string `json:"lang"`           // "c", "go" or "python"
+	Ours   bool   `json:"ours,omitempty"` // one of this project's rows
+	Status string `json:"status"`         // "ok" or "skipped"
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -57,6 +60,9 @@ type Report struct {
 	Cells      []Cell        `json:"cells"`
 	Micro      []MicroResult `json:"micro,omitempty"`
 	MicroError string        `json:"micro_error,omitempty"`
+	// Summary is the verdict of the table's first section, for scripts
+	// (written by the suite; the table recomputes it from the cells).
+	Summary *Summary `json:"summary,omitempty"`
 }
 
 // saturationPct is where the load generator counts as the bottleneck: above

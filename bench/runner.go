@@ -31,84 +31,176 @@ type runner struct {
 	progress  *progress
 
 	mu      sync.Mutex
-	current *server // stopped by the signal handler
+	running map[*server]bool // stopped by the signal handler
 }
 
-func (r *runner) setCurrent(s *server) {
+func (r *runner) track(s *server, on bool) {
 	r.mu.Lock()
-	r.current = s
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	if r.running == nil {
+		r.running = map[*server]bool{}
+	}
+	if on {
+		r.running[s] = true
+	} else {
+		delete(r.running, s)
+	}
 }
 
-// stopCurrent stops the running server, for an interrupted suite.
-func (r *runner) stopCurrent() {
+// stopAll stops the running servers, for an interrupted suite.
+func (r *runner) stopAll() {
 	r.mu.Lock()
-	s := r.current
+	var ss []*server
+	for s := range r.running {
+		ss = append(ss, s)
+	}
 	r.mu.Unlock()
-	if s != nil {
+	for _, s := range ss {
 		s.stop()
 	}
 }
 
-// runCell measures peer p in scenario sc: start, check, Count timed runs,
-// stop. Anything that goes wrong is the cell's Reason, never a crash.
-func (r *runner) runCell(sc Scenario, p *builtPeer) Cell {
-	cell := Cell{Scenario: sc.Name, Peer: p.Name, Status: "ok", Tool: "loadgen", LoadgenCores: 1}
-	fail := func(format string, args ...any) Cell {
-		cell.Status = "failed"
-		cell.Reason = fmt.Sprintf(format, args...)
-		return cell
-	}
-	serverCPU, loadCPU, loops := r.serverCPU, r.loadCPU, 1
-	if sc.Loops > 1 {
-		serverCPU, loadCPU, loops = -1, -1, sc.Loops
-		cell.LoadgenCores = sc.Loops
-	}
-	useWrk := sc.Wrk && r.wrk != "" && sc.Loops <= 1 && wholeSeconds(r.opts.Duration)
-	if useWrk {
-		cell.Tool = "wrk"
-	}
+// slot is one timed run of a scenario: repetition Rep (0-based) of the
+// Peer-th peer.
+type slot struct{ Rep, Peer int }
 
-	addr, err := freeAddr()
-	if err != nil {
-		return fail("no free port: %v", err)
-	}
-	argv, env := p.launch(sc.mode(), addr, loops)
-	srv, err := startServer(argv, env, addr, serverCPU)
-	if err != nil {
-		return fail("start: %v", err)
-	}
-	r.setCurrent(srv)
-	defer func() {
-		srv.stop()
-		r.setCurrent(nil)
-	}()
-
-	if err := check(sc, addr); err != nil {
-		return fail("correctness check: %v", err)
-	}
-	for i := 0; i < r.opts.Count; i++ {
-		r.progress.run(sc.Name, p.Name, i+1, r.opts.Count)
-		var run Run
-		if useWrk {
-			run, err = r.measureWrk(sc, srv, loadCPU)
-		} else {
-			run, err = r.measureLoadgen(sc, srv, loadCPU)
+// runOrder is the order of a scenario's timed runs: repetition by
+// repetition, every peer once in each, in the same order. Drift on a shared
+// machine (another tenant's load, thermal or frequency changes) then hits
+// every peer alike, and the runs of one repetition, minutes apart at most,
+// can be compared pairwise.
+func runOrder(peers, count int) []slot {
+	order := make([]slot, 0, peers*count)
+	for rep := 0; rep < count; rep++ {
+		for p := 0; p < peers; p++ {
+			order = append(order, slot{rep, p})
 		}
+	}
+	return order
+}
+
+// runScenario measures every peer of ps in scenario sc, interleaved (see
+// runOrder): it starts and checks every peer's server, then runs the
+// repetitions, then reads each server's peak RSS and stops them all. A
+// server waits idle, in its epoll_wait, while the others are measured. A
+// peer that fails is reported with its reason and left out of the later
+// repetitions; nothing that goes wrong crashes the suite.
+func (r *runner) runScenario(sc Scenario, ps []*builtPeer) []Cell {
+	cells := make([]Cell, len(ps))
+	servers := make([]*server, len(ps))
+	defer func() {
+		for _, s := range servers {
+			if s != nil {
+				s.stop()
+				r.track(s, false)
+			}
+		}
+	}()
+	fail := func(i int, format string, args ...any) {
+		cells[i].Status = "failed"
+		cells[i].Reason = fmt.Sprintf(format, args...)
+		r.progress.skip(r.opts.Count - len(cells[i].Runs))
+		if servers[i] != nil {
+			servers[i].stop()
+		}
+	}
+	for i, p := range ps {
+		cells[i] = r.newCell(sc, p)
+		srv, err := r.startChecked(sc, p)
+		if srv != nil {
+			servers[i] = srv
+			r.track(srv, true)
+		}
+		if err != nil {
+			fail(i, "%v", err)
+		}
+	}
+	for _, s := range runOrder(len(ps), r.opts.Count) {
+		c, srv := &cells[s.Peer], servers[s.Peer]
+		if c.Status != "ok" {
+			continue
+		}
+		r.progress.run(sc.Name, c.Peer, s.Rep+1, r.opts.Count)
+		run, err := r.measure(sc, c, srv)
 		if aerr := srv.alive(); aerr != nil {
 			err = aerr
 		}
 		if err != nil {
-			return fail("run %d: %v", i+1, err)
+			fail(s.Peer, "run %d: %v", s.Rep+1, err)
+			continue
 		}
-		cell.Runs = append(cell.Runs, run)
+		run.Rep = s.Rep + 1
+		c.Runs = append(c.Runs, run)
+		r.progress.runDone()
 	}
-	if rss, err := peakRSS(srv.pid()); err == nil {
-		cell.PeakRSSKiB = rss
+	for i := range cells {
+		c := &cells[i]
+		if c.Status == "ok" {
+			// VmHWM: the server's own peak over its check and every run
+			// (the load generator is another process).
+			if rss, err := peakRSS(servers[i].pid()); err == nil {
+				c.PeakRSSKiB = rss
+			}
+			c.Median = medianRun(c.Runs)
+			c.Saturated = c.Median.LoadgenCPUPct > saturationPct*float64(c.LoadgenCores)
+		}
+		r.progress.cellDone(*c)
 	}
-	cell.Median = medianRun(cell.Runs)
-	cell.Saturated = cell.Median.LoadgenCPUPct > saturationPct*float64(cell.LoadgenCores)
+	return cells
+}
+
+// newCell is peer p's empty cell in scenario sc.
+func (r *runner) newCell(sc Scenario, p *builtPeer) Cell {
+	cell := Cell{Scenario: sc.Name, Peer: p.Name, Status: "ok", Tool: "loadgen", LoadgenCores: 1}
+	if sc.Loops > 1 {
+		cell.LoadgenCores = sc.Loops
+	}
+	if r.useWrk(sc) {
+		cell.Tool = "wrk"
+	}
 	return cell
+}
+
+func (r *runner) useWrk(sc Scenario) bool {
+	return sc.Wrk && r.wrk != "" && sc.Loops <= 1 && wholeSeconds(r.opts.Duration)
+}
+
+// cpus returns where the server and the load generator of sc run (-1:
+// unpinned) and the server's loop count.
+func (r *runner) cpus(sc Scenario) (server, load, loops int) {
+	if sc.Loops > 1 {
+		return -1, -1, sc.Loops
+	}
+	return r.serverCPU, r.loadCPU, 1
+}
+
+// startChecked starts peer p's server for sc on a fresh port and checks it
+// answers correctly. With an error, the server (if it started) is returned
+// too, for the caller to stop.
+func (r *runner) startChecked(sc Scenario, p *builtPeer) (*server, error) {
+	addr, err := freeAddr()
+	if err != nil {
+		return nil, fmt.Errorf("no free port: %v", err)
+	}
+	serverCPU, _, loops := r.cpus(sc)
+	argv, env := p.launch(sc.mode(), addr, loops)
+	srv, err := startServer(argv, env, addr, serverCPU)
+	if err != nil {
+		return nil, fmt.Errorf("start: %v", err)
+	}
+	if err := check(sc, addr); err != nil {
+		return srv, fmt.Errorf("correctness check: %v", err)
+	}
+	return srv, nil
+}
+
+// measure times one run of the server of cell c.
+func (r *runner) measure(sc Scenario, c *Cell, srv *server) (Run, error) {
+	_, loadCPU, _ := r.cpus(sc)
+	if c.Tool == "wrk" {
+		return r.measureWrk(sc, srv, loadCPU)
+	}
+	return r.measureLoadgen(sc, srv, loadCPU)
 }
 
 // check runs a few verified operations before anything is timed, so that a
