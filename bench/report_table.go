@@ -157,11 +157,10 @@ var microNotes = []struct{ prefix, text string }{
 	{"BenchmarkDispatch/", "BenchmarkDispatch is a socketpair ping-pong, one read and one write per event; " +
 		"ns/op and cpu-ns/op (the process's CPU time) are per event, and events/batch is what one epoll_wait " +
 		"returned on average (pairs=1: every batch holds one event; pairs=64: 64). `C` is the same loop written " +
-		"in C, the baseline. `ioloop` is the loop as shipped: one Go→C call that waits and one C→Go call that " +
-		"hands Go the whole batch. `ioloop-callback-per-event` and `ioloop-return-batch` are the two other " +
-		"dispatch shapes measured against it and not used: the C core calling into Go once per event (one " +
-		"crossing per event instead of per batch), and no C→Go call at all (Go reads the batch from the C " +
-		"buffer after the wait returns and dispatches it itself)"},
+		"in C, the baseline. `ioloop` is the loop as shipped: one Go→C call that waits and leaves the batch in " +
+		"the C core's buffer, which Go dispatches when the call returns (no C→Go call). " +
+		"`ioloop-callback-per-batch` and `ioloop-callback-per-event` are the two other dispatch shapes measured " +
+		"against it and not used: the C core calling back into Go once per batch, and once per event"},
 	{"BenchmarkAddCallback/", "BenchmarkAddCallback: one op queues one callback and runs it, queued on the " +
 		"loop goroutine (from-loop) or from other goroutines while the loop runs (from-goroutines); wakeups/op " +
 		"is eventfd writes per callback (wakeups coalesce)"},

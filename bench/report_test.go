@@ -312,7 +312,7 @@ func TestMicroTableExplainsItsRows(t *testing.T) {
 		{Name: "BenchmarkMillionTimers", Metrics: map[string]float64{"ns/op": 1}},
 	}})
 	out := b.String()
-	for _, want := range []string{"`ioloop-callback-per-event` and `ioloop-return-batch` are the two other dispatch shapes",
+	for _, want := range []string{"`ioloop-callback-per-batch` and `ioloop-callback-per-event` are the two other dispatch shapes",
 		"BenchmarkMillionTimers (libuv's"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("micro table lacks %q:\n%s", want, out)
