@@ -9,6 +9,7 @@ package ioloop
 
 /*
 #cgo CFLAGS: -O2 -std=gnu11 -Wall -Wextra
+#cgo nocallback ioloop_go_ctl
 #include "csrc/ioloop.h"
 #include <sys/epoll.h>
 */
@@ -62,7 +63,7 @@ func newPoller(sink batchSink) (poller, error) {
 }
 
 func (p *epollPoller) Control(op ctlOp, fd int, events Events, gen uint32) error {
-	if rc := C.ioloop_ctl(p.c, C.int(op), C.int(fd), C.uint32_t(events), C.uint32_t(gen)); rc < 0 {
+	if rc := C.ioloop_go_ctl(C.uintptr_t(uintptr(unsafe.Pointer(p.c))), C.int(op), C.int(fd), C.uint32_t(events), C.uint32_t(gen)); rc < 0 {
 		return syscall.Errno(-rc)
 	}
 	return nil
@@ -74,7 +75,7 @@ func (p *epollPoller) Control(op ctlOp, fd int, events Events, gen uint32) error
 // bench: BenchmarkDispatch measures this shape against the C core calling
 // Go back once per batch and once per event.
 func (p *epollPoller) Poll(timeoutMs int) (bool, error) {
-	rc := C.ioloop_poll_batch(p.c, C.int(timeoutMs))
+	rc := C.ioloop_go_poll(C.uintptr_t(uintptr(unsafe.Pointer(p.c))), C.int(timeoutMs))
 	if rc < 0 {
 		return false, syscall.Errno(-rc)
 	}

@@ -134,6 +134,13 @@ int ioloop_poll(ioloop_poller *p, int timeout_ms, uintptr_t ctx);
  * that the benchmarks can measure the shape we rejected. */
 int ioloop_poll_each(ioloop_poller *p, int timeout_ms, uintptr_t ctx);
 
+/* The entry points Go calls on its hot paths, with the poller as an
+ * integer: cgo inspects every pointer argument of a call to see whether it
+ * is a Go pointer (cgocheck), which costs tens of ns per call for a
+ * pointer that never is one. */
+int ioloop_go_poll(uintptr_t p, int timeout_ms);
+int ioloop_go_ctl(uintptr_t p, int op, int fd, uint32_t events, uint32_t gen);
+
 /* ioloop_api_table returns p's C API table (ioloop_api.h), valid until
  * ioloop_close. */
 ioloop_api *ioloop_api_table(ioloop_poller *p);
