@@ -9,32 +9,47 @@
 // request lines or headers. examples/hello, which does, is the suite's
 // second ioloop row (ioloop-hello).
 //
-//	ioloop -addr 127.0.0.1:8888 -mode echo|hello [-loops 1]
+//	ioloop -addr 127.0.0.1:8888 -mode echo|hello [-loops 1] [-tls-cert FILE -tls-key FILE]
 //
 // One loop runs on the main goroutine (Instance and Start, as in the
 // README); -loops N > 1 uses ListenGroup, one SO_REUSEPORT listener per
-// loop, for the multi-loop scenario. SIGTERM ends it, as it does the other
+// loop, for the multi-loop scenario. -tls-cert and -tls-key serve the same
+// over TLS with the Go peers' crypto/tls config, through listenTLS (tls.go:
+// the slot for ioloop.ListenTLS). SIGTERM ends it, as it does the other
 // peers.
 package main
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"log"
 	"net"
+	"os"
 
 	"github.com/ioloop-go/ioloop"
 
 	"github.com/ioloop-go/ioloop/bench/peers/internal/minihttp"
+	"github.com/ioloop-go/ioloop/bench/peers/internal/peertls"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8888", "listen address host:port")
 	mode := flag.String("mode", "echo", "echo or hello")
 	loops := flag.Int("loops", 1, "event loops, one OS thread each (SO_REUSEPORT listeners)")
+	certFile := flag.String("tls-cert", "", "serve TLS with this certificate (PEM)")
+	keyFile := flag.String("tls-key", "", "and this private key (PEM)")
 	flag.Parse()
 	serve := handler(*mode)
 	if serve == nil {
 		log.Fatalf("unknown -mode %q (want echo or hello)", *mode)
+	}
+	if *certFile != "" || *keyFile != "" {
+		if *loops > 1 {
+			log.Fatal("-tls-cert: one loop only")
+		}
+		serveTLS(*addr, *mode, *certFile, *keyFile, serve)
+		return
 	}
 	if *loops > 1 {
 		g, err := ioloop.ListenGroup("tcp", *addr, *loops, serve)
@@ -50,6 +65,27 @@ func main() {
 		log.Fatal(err)
 	}
 	log.Printf("ioloop %s listening on %s with 1 loop", *mode, srv.Addr())
+	if err := loop.Start(); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// serveTLS is main for -tls-cert: one loop, the handler behind TLS.
+func serveTLS(addr, mode, certFile, keyFile string, serve ioloop.StreamHandler) {
+	cfg, err := peertls.Config(certFile, keyFile)
+	if err != nil {
+		log.Fatal(err)
+	}
+	loop := ioloop.Instance()
+	srv, err := listenTLS(loop, addr, cfg, serve)
+	if errors.Is(err, errTLSUnsupported) {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(exitUnsupported)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("ioloop %s listening on %s with TLS, 1 loop", mode, srv.Addr())
 	if err := loop.Start(); err != nil {
 		log.Fatal(err)
 	}
