@@ -69,6 +69,7 @@ type tlsConn struct {
 }
 
 func serveTLS(engine *nbio.Engine, mode, certFile, keyFile string) {
+	fixLLibAESDetection() // llibcpu.go: without it llib always picks ChaCha20-Poly1305
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		log.Fatal(err)
