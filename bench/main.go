@@ -127,7 +127,7 @@ func buildAll(env *buildEnv, ps []Peer) ([]*builtPeer, []PeerInfo) {
 	for _, p := range ps {
 		start := time.Now()
 		launch, err := p.Build(env)
-		info := PeerInfo{Name: p.Name, Desc: p.Desc, Lang: p.Lang, Ours: p.Ours, Status: "ok"}
+		info := PeerInfo{Name: p.Name, Desc: p.Desc, Lang: p.Lang, Ours: p.Ours, Status: statusOK}
 		if err != nil {
 			info.Status, info.Reason = "skipped", oneLine(err.Error())
 			fmt.Fprintf(os.Stderr, "build %-9s skipped: %s\n", p.Name, info.Reason)
@@ -161,6 +161,15 @@ func runSuite(opts Options, env *buildEnv, scenarios []Scenario, built []*builtP
 	}
 	r := &runner{opts: opts, self: self, wrk: lookWrk()}
 	r.serverCPU, r.loadCPU = pickCPUs()
+	tlsDir := ""
+	if slices.ContainsFunc(scenarios, func(sc Scenario) bool { return sc.Kind == "https" }) {
+		// One certificate for every TLS peer of this suite, removed at the end.
+		if tlsDir, r.tls, err = newTLSDir(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		defer os.RemoveAll(tlsDir)
+	}
 	rep := &Report{Machine: machineInfo(r.wrk), Options: opts, Started: time.Now(), Scenarios: scenarios, Peers: infos}
 	rep.Machine.Pinned = r.serverCPU >= 0
 
@@ -205,6 +214,9 @@ func runSuite(opts Options, env *buildEnv, scenarios []Scenario, built []*builtP
 		s := <-sig
 		fmt.Fprintf(os.Stderr, "\nbench: %v: stopping the running servers\n", s)
 		r.stopAll()
+		if tlsDir != "" {
+			os.RemoveAll(tlsDir)
+		}
 		os.Exit(130)
 	}()
 
@@ -212,7 +224,7 @@ func runSuite(opts Options, env *buildEnv, scenarios []Scenario, built []*builtP
 	for _, j := range jobs {
 		for _, c := range r.runScenario(j.sc, j.ps) {
 			rep.Cells = append(rep.Cells, c)
-			if c.Status != "ok" && slices.ContainsFunc(j.ps, func(p *builtPeer) bool { return p.Name == c.Peer && p.Ours }) {
+			if c.Status == statusFailed && slices.ContainsFunc(j.ps, func(p *builtPeer) bool { return p.Name == c.Peer && p.Ours }) {
 				oursFailed = true
 			}
 		}
@@ -251,15 +263,15 @@ func runSuite(opts Options, env *buildEnv, scenarios []Scenario, built []*builtP
 			fmt.Fprintf(os.Stderr, "bench: chart written to %s\n", opts.SVG)
 		}
 	}
-	ok, failed := 0, 0
+	count := map[string]int{}
 	for _, c := range rep.Cells {
-		if c.Status == "ok" {
-			ok++
-		} else {
-			failed++
-		}
+		count[c.Status]++
 	}
-	fmt.Fprintf(os.Stderr, "bench: %d cells ok, %d failed, in %s\n", ok, failed, fmtClock(rep.Finished.Sub(rep.Started)))
+	skipped := ""
+	if n := count[statusSkipped]; n > 0 {
+		skipped = fmt.Sprintf(", %d skipped", n)
+	}
+	fmt.Fprintf(os.Stderr, "bench: %d cells ok, %d failed%s, in %s\n", count[statusOK], count[statusFailed], skipped, fmtClock(rep.Finished.Sub(rep.Started)))
 	if oursFailed {
 		// The other peers' failures are reported; ours fail the run, so CI notices.
 		fmt.Fprintln(os.Stderr, "bench: FAIL: an ioloop row failed in at least one scenario")
@@ -319,8 +331,12 @@ func printList(scs []Scenario, ps []Peer) {
 	fmt.Println("peers:")
 	for _, p := range ps {
 		var tags []string
-		if p.Kinds != nil {
-			tags = append(tags, strings.Join(p.Kinds, ",")+" only")
+		switch k := p.kinds(); {
+		case slices.Equal(k, plainKinds):
+		case slices.Equal(k, allKinds):
+			tags = append(tags, "TLS too")
+		default:
+			tags = append(tags, strings.Join(k, ",")+" only")
 		}
 		if p.Multi {
 			tags = append(tags, "multi-loop")

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"crypto/tls"
+	"flag"
 	"fmt"
 	"net"
 	"os"
@@ -12,8 +14,10 @@ import (
 // tests drive the real runner end to end: "-loadgen JSON" is the load
 // generator (as the bench binary re-executes itself), and
 // BENCH_TEST_ROLE=server makes it a tiny peer server taking the peers'
-// command line (-addr A -mode echo|hello|corrupt-echo), plus
-// -exit-after-conns N and -touch-mib N for the runner's own tests.
+// command line (-addr A -mode echo|hello|corrupt-echo, -tls-cert F -tls-key
+// F), plus -exit-after-conns N and -touch-mib N for the runner's own tests;
+// -mode unsupported exits as a peer that cannot serve TLS does, and -mode
+// flagless as a program without the TLS flags.
 func TestMain(m *testing.M) {
 	if len(os.Args) == 3 && os.Args[1] == "-loadgen" {
 		os.Exit(loadgenMain(os.Args[2]))
@@ -28,7 +32,7 @@ func TestMain(m *testing.M) {
 var ballast []byte
 
 func testPeerServer(args []string) int {
-	var addr, mode string
+	var addr, mode, certFile, keyFile string
 	exitAfter, touchMiB := -1, 0
 	for i := 0; i+1 < len(args); i += 2 {
 		switch args[i] {
@@ -36,11 +40,28 @@ func testPeerServer(args []string) int {
 			addr = args[i+1]
 		case "-mode":
 			mode = args[i+1]
+		case "-tls-cert":
+			certFile = args[i+1]
+		case "-tls-key":
+			keyFile = args[i+1]
 		case "-exit-after-conns": // exit when accepting one more
 			exitAfter, _ = strconv.Atoi(args[i+1])
 		case "-touch-mib": // make this much memory resident first
 			touchMiB, _ = strconv.Atoi(args[i+1])
 		}
+	}
+	switch mode {
+	case "unsupported":
+		fmt.Fprintln(os.Stderr, "TLS not supported yet: this test peer says so")
+		return exitUnsupported
+	case "flagless":
+		fs := flag.NewFlagSet("flagless", flag.ContinueOnError)
+		fs.String("addr", "", "")
+		fs.String("mode", "", "")
+		if fs.Parse(args) != nil {
+			return 2
+		}
+		mode = "hello"
 	}
 	handle := map[string]func(net.Conn){
 		"echo":         echoHandler,
@@ -59,6 +80,14 @@ func testPeerServer(args []string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "test server:", err)
 		return 1
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "test server:", err)
+			return 1
+		}
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}})
 	}
 	for accepted := 0; ; accepted++ {
 		c, err := ln.Accept()

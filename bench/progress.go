@@ -105,7 +105,11 @@ func (p *progress) skip(n int) {
 func (p *progress) cellDone(c Cell) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if c.Status != "ok" {
+	switch c.Status {
+	case statusSkipped:
+		fmt.Fprintf(p.w, "    %s / %s: skipped: %s\n", c.Scenario, c.Peer, c.Reason)
+		return
+	case statusFailed:
 		fmt.Fprintf(p.w, "    %s / %s: FAILED: %s\n", c.Scenario, c.Peer, c.Reason)
 		return
 	}

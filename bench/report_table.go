@@ -45,7 +45,7 @@ func writeTable(w io.Writer, r *Report) error {
 
 	var skipped []string
 	for _, p := range r.Peers {
-		if p.Status != "ok" {
+		if p.Status != statusOK {
 			skipped = append(skipped, fmt.Sprintf("- %s: %s", p.Name, p.Reason))
 		}
 	}
@@ -70,14 +70,22 @@ func writeScenarioTable(b *strings.Builder, r *Report, sc Scenario) {
 	b.WriteString("| peer | ops/s | p50 | p99 | server CPU/op | peak RSS | loadgen CPU | ops/s ÷ ioloop | CPU/op ÷ ioloop |\n")
 	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	base := r.cell(sc.Name, "ioloop")
-	if base != nil && base.Status != "ok" {
+	if base != nil && base.Status != statusOK {
 		base = nil
 	}
 	tools := map[string]bool{}
+	params := map[string][]string{} // https: negotiated parameters → peers
 	for _, c := range cells {
-		if c.Status != "ok" {
+		switch c.Status {
+		case statusSkipped:
+			fmt.Fprintf(b, "| %s | not measured: %s | | | | | | | |\n", c.Peer, mdEscape(c.Reason))
+			continue
+		case statusFailed:
 			fmt.Fprintf(b, "| %s | **failed**: %s | | | | | | | |\n", c.Peer, mdEscape(c.Reason))
 			continue
+		}
+		if c.TLS != "" {
+			params[c.TLS] = append(params[c.TLS], c.Peer)
 		}
 		tools[c.Tool] = true
 		md := c.Median
@@ -102,12 +110,41 @@ func writeScenarioTable(b *strings.Builder, r *Report, sc Scenario) {
 	if tools["wrk"] {
 		notes = append(notes, "timed with "+strings.TrimSpace(r.Machine.Wrk+" (-t1)")+"; responses checked by the built-in generator before timing")
 	}
+	if sc.Kind == "https" {
+		notes = append(notes, tlsNote(sc, params))
+	}
 	if base == nil {
 		notes = append(notes, "no ioloop result in this scenario: ratios n/a")
 	}
 	if len(notes) > 0 {
 		b.WriteString("\nNote: " + strings.Join(notes, "; ") + ".\n")
 	}
+}
+
+// tlsNote says what the peers of an https scenario negotiated with the
+// check's Go client, and how the load was generated.
+func tlsNote(sc Scenario, params map[string][]string) string {
+	var s string
+	switch len(params) {
+	case 0:
+		s = "no TLS handshake recorded"
+	case 1:
+		for p := range params {
+			s = "every peer negotiated " + p
+		}
+	default:
+		var parts []string
+		for p, peers := range params {
+			parts = append(parts, p+" ("+strings.Join(peers, ", ")+")")
+		}
+		sort.Strings(parts)
+		s = "⚠ the peers negotiated different parameters: " + strings.Join(parts, "; ")
+	}
+	s += " with the check's Go client (ECDSA P-256 certificate)"
+	if sc.Handshake {
+		s += "; every request is a new connection with a full handshake (the clients keep no session cache, and a resumed handshake fails the run), timed with the built-in crypto/tls generator"
+	}
+	return s
 }
 
 func writeMicroTable(b *strings.Builder, r *Report) {
@@ -197,6 +234,11 @@ func scenarioShape(sc Scenario) string {
 			s += fmt.Sprintf(", %d pipelined requests each", sc.Depth)
 		}
 		return s
+	case "https":
+		if sc.Handshake {
+			return fmt.Sprintf("HTTPS hello world, a new connection and full TLS 1.3 handshake per request, %s at a time", plural(sc.Conns, "client"))
+		}
+		return fmt.Sprintf("HTTP hello world over TLS 1.3, %s", plural(sc.Conns, "keep-alive connection"))
 	}
 	return sc.Desc
 }

@@ -103,6 +103,55 @@ func TestWriteTable(t *testing.T) {
 	}
 }
 
+// The TLS scenarios: a skipped peer keeps its row with the reason, and the
+// note says what the peers negotiated, warning when they differ.
+func TestWriteTableTLS(t *testing.T) {
+	r := sampleReport()
+	r.Scenarios = []Scenario{{Name: "https-handshake", Kind: "https", Conns: 16, Depth: 1, Handshake: true}}
+	ok := func(peer, params string, cpu float64) Cell {
+		return Cell{Scenario: "https-handshake", Peer: peer, Status: statusOK, Tool: "loadgen", TLS: params, LoadgenCores: 1,
+			Median: Run{Ops: 1000, Seconds: 1, OpsPerSec: 1000, P50us: 8000, P99us: 15000, CPUPerOpUs: cpu, LoadgenCPUPct: 80}, PeakRSSKiB: 8192}
+	}
+	const aes128 = "TLS 1.3, TLS_AES_128_GCM_SHA256, X25519"
+	r.Cells = []Cell{
+		{Scenario: "https-handshake", Peer: "ioloop", Status: statusSkipped, Reason: "TLS not supported yet: no ioloop.ListenTLS in this commit (issue 12)"},
+		ok("copenssl", aes128, 680),
+		ok("gonet", aes128, 545),
+	}
+	var b bytes.Buffer
+	if err := writeTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"### https-handshake: HTTPS hello world, a new connection and full TLS 1.3 handshake per request, 16 clients at a time",
+		"| ioloop | not measured: TLS not supported yet: no ioloop.ListenTLS in this commit (issue 12) | | | | | | | |",
+		"| copenssl | 1.0k | 8.00 ms | 15 ms | 680 µs | 8.0 MiB | 80% | n/a | n/a |",
+		"every peer negotiated " + aes128 + " with the check's Go client",
+		"every request is a new connection with a full handshake",
+		"| https-handshake | not measured | | | | not measured: TLS not supported yet",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q\n%s", want, out)
+		}
+	}
+	r.Cells[2].TLS = "TLS 1.3, TLS_AES_256_GCM_SHA384, X25519"
+	b.Reset()
+	if err := writeTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if want := "⚠ the peers negotiated different parameters: " + aes128 + " (copenssl); TLS 1.3, TLS_AES_256_GCM_SHA384, X25519 (gonet)"; !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks %q\n%s", want, b.String())
+	}
+	b.Reset()
+	if err := writeSVG(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "not measured: TLS not supported yet") {
+		t.Errorf("SVG lacks the skipped peer:\n%s", b.String())
+	}
+}
+
 func TestWriteTableMicroError(t *testing.T) {
 	r := sampleReport()
 	r.Micro, r.MicroError = nil, "go test -bench: no Go files"
@@ -200,7 +249,7 @@ func TestWriteJSONRoundTrip(t *testing.T) {
 		t.Errorf("options/machine/micro differ: %+v %+v %d", got.Options, got.Machine, len(got.Micro))
 	}
 	// The raw field names are what scripts read.
-	if got.Summary == nil || len(got.Summary.Rows) != 3 || got.Summary.Rows[0].VsC == nil || len(got.Summary.Targets) != 5 {
+	if got.Summary == nil || len(got.Summary.Rows) != 3 || got.Summary.Rows[0].VsC == nil || len(got.Summary.Targets) != 7 {
 		t.Errorf("summary differs after the round trip: %+v", got.Summary)
 	}
 	for _, key := range []string{`"server_cpu_per_op_us"`, `"ops_per_sec"`, `"p99_us"`, `"peak_rss_kib"`, `"loadgen_saturated"`, `"rep"`, `"lang"`, `"verdict"`, `"vs_c"`, `"targets"`} {

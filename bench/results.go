@@ -19,7 +19,7 @@ type Run struct {
 type Cell struct {
 	Scenario     string `json:"scenario"`
 	Peer         string `json:"peer"`
-	Status       string `json:"status"` // "ok" or "failed"
+	Status       string `json:"status"` // "ok", "failed", or "skipped" (the peer cannot serve this scenario)
 	Reason       string `json:"reason,omitempty"`
 	Tool         string `json:"tool"` // "loadgen" or "wrk"
 	Runs         []Run  `json:"runs"`
@@ -27,6 +27,9 @@ type Cell struct {
 	PeakRSSKiB   int64  `json:"peak_rss_kib"`
 	LoadgenCores int    `json:"loadgen_cores"` // cores the load generator had
 	Saturated    bool   `json:"loadgen_saturated"`
+	// TLS (https) is what the check's handshakes negotiated, as the
+	// suite's Go client saw them: "TLS 1.3, TLS_AES_128_GCM_SHA256, X25519".
+	TLS string `json:"tls,omitempty"`
 }
 
 // PeerInfo is a peer's build outcome.
@@ -64,6 +67,13 @@ type Report struct {
 	// (written by the suite; the table recomputes it from the cells).
 	Summary *Summary `json:"summary,omitempty"`
 }
+
+// Cell statuses.
+const (
+	statusOK      = "ok"
+	statusFailed  = "failed"
+	statusSkipped = "skipped"
+)
 
 // saturationPct is where the load generator counts as the bottleneck: above
 // it, throughput and latency describe the client as much as the server

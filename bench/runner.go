@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os/exec"
@@ -29,6 +30,7 @@ type runner struct {
 	serverCPU int    // -1: unpinned
 	loadCPU   int
 	progress  *progress
+	tls       tlsFiles // the https scenarios' certificate and key
 
 	mu      sync.Mutex
 	running map[*server]bool // stopped by the signal handler
@@ -97,7 +99,7 @@ func (r *runner) runScenario(sc Scenario, ps []*builtPeer) []Cell {
 		}
 	}()
 	fail := func(i int, format string, args ...any) {
-		cells[i].Status = "failed"
+		cells[i].Status = statusFailed
 		cells[i].Reason = fmt.Sprintf(format, args...)
 		r.progress.skip(r.opts.Count - len(cells[i].Runs))
 		if servers[i] != nil {
@@ -106,18 +108,23 @@ func (r *runner) runScenario(sc Scenario, ps []*builtPeer) []Cell {
 	}
 	for i, p := range ps {
 		cells[i] = r.newCell(sc, p)
-		srv, err := r.startChecked(sc, p)
+		srv, params, err := r.startChecked(sc, p)
 		if srv != nil {
 			servers[i] = srv
 			r.track(srv, true)
 		}
-		if err != nil {
+		cells[i].TLS = params
+		var unsup *unsupportedError
+		if errors.As(err, &unsup) {
+			cells[i].Status, cells[i].Reason = statusSkipped, unsup.reason
+			r.progress.skip(r.opts.Count)
+		} else if err != nil {
 			fail(i, "%v", err)
 		}
 	}
 	for _, s := range runOrder(len(ps), r.opts.Count) {
 		c, srv := &cells[s.Peer], servers[s.Peer]
-		if c.Status != "ok" {
+		if c.Status != statusOK {
 			continue
 		}
 		r.progress.run(sc.Name, c.Peer, s.Rep+1, r.opts.Count)
@@ -135,7 +142,7 @@ func (r *runner) runScenario(sc Scenario, ps []*builtPeer) []Cell {
 	}
 	for i := range cells {
 		c := &cells[i]
-		if c.Status == "ok" {
+		if c.Status == statusOK {
 			// VmHWM: the server's own peak over its check and every run
 			// (the load generator is another process).
 			if rss, err := peakRSS(servers[i].pid()); err == nil {
@@ -151,7 +158,7 @@ func (r *runner) runScenario(sc Scenario, ps []*builtPeer) []Cell {
 
 // newCell is peer p's empty cell in scenario sc.
 func (r *runner) newCell(sc Scenario, p *builtPeer) Cell {
-	cell := Cell{Scenario: sc.Name, Peer: p.Name, Status: "ok", Tool: "loadgen", LoadgenCores: 1}
+	cell := Cell{Scenario: sc.Name, Peer: p.Name, Status: statusOK, Tool: "loadgen", LoadgenCores: 1}
 	if sc.Loops > 1 {
 		cell.LoadgenCores = sc.Loops
 	}
@@ -162,7 +169,7 @@ func (r *runner) newCell(sc Scenario, p *builtPeer) Cell {
 }
 
 func (r *runner) useWrk(sc Scenario) bool {
-	return sc.Wrk && r.wrk != "" && sc.Loops <= 1 && wholeSeconds(r.opts.Duration)
+	return sc.Wrk && !sc.Handshake && r.wrk != "" && sc.Loops <= 1 && wholeSeconds(r.opts.Duration)
 }
 
 // cpus returns where the server and the load generator of sc run (-1:
@@ -175,23 +182,32 @@ func (r *runner) cpus(sc Scenario) (server, load, loops int) {
 }
 
 // startChecked starts peer p's server for sc on a fresh port and checks it
-// answers correctly. With an error, the server (if it started) is returned
-// too, for the caller to stop.
-func (r *runner) startChecked(sc Scenario, p *builtPeer) (*server, error) {
+// answers correctly; in https it returns what the check's handshakes
+// negotiated. With an error, the server (if it started) is returned too,
+// for the caller to stop; an *unsupportedError means the peer cannot take
+// part.
+func (r *runner) startChecked(sc Scenario, p *builtPeer) (*server, string, error) {
 	addr, err := freeAddr()
 	if err != nil {
-		return nil, fmt.Errorf("no free port: %v", err)
+		return nil, "", fmt.Errorf("no free port: %v", err)
 	}
 	serverCPU, _, loops := r.cpus(sc)
 	argv, env := p.launch(sc.mode(), addr, loops)
+	if sc.Kind == "https" {
+		if r.tls.Cert == "" {
+			return nil, "", errors.New("no TLS certificate for the https scenarios")
+		}
+		argv = append(argv, "-tls-cert", r.tls.Cert, "-tls-key", r.tls.Key)
+	}
 	srv, err := startServer(argv, env, addr, serverCPU)
 	if err != nil {
-		return nil, fmt.Errorf("start: %v", err)
+		return nil, "", fmt.Errorf("start: %w", err)
 	}
-	if err := check(sc, addr); err != nil {
-		return srv, fmt.Errorf("correctness check: %v", err)
+	res, err := check(sc, addr, r.tls.Cert)
+	if err != nil {
+		return srv, res.TLS, fmt.Errorf("correctness check: %v", err)
 	}
-	return srv, nil
+	return srv, res.TLS, nil
 }
 
 // measure times one run of the server of cell c.
@@ -204,16 +220,20 @@ func (r *runner) measure(sc Scenario, c *Cell, srv *server) (Run, error) {
 }
 
 // check runs a few verified operations before anything is timed, so that a
-// peer answering wrongly is reported as failed rather than fast.
-func check(sc Scenario, addr string) error {
+// peer answering wrongly is reported as failed rather than fast. In https
+// the client verifies the server's certificate against ca (the timed runs
+// do not, like wrk), and fails on anything but a full TLS 1.3 handshake.
+func check(sc Scenario, addr, ca string) (LoadResult, error) {
 	cfg := LoadConfig{Addr: addr, Conns: min(sc.Conns, 8), Duration: 10 * time.Second}
-	if sc.Kind == "echo" {
+	switch sc.Kind {
+	case "echo":
 		cfg.Mode, cfg.Size, cfg.MaxOps = "echo", sc.Size, 20
-	} else {
+	case "https":
+		cfg.Mode, cfg.Handshake, cfg.CAFile, cfg.MaxOps, cfg.Body = "https", sc.Handshake, ca, 2, helloBodyText
+	default:
 		cfg.Mode, cfg.Depth, cfg.MaxOps, cfg.Body = "http", sc.Depth, 2*int64(max(sc.Depth, 1)), helloBodyText
 	}
-	_, err := runLoad(cfg)
-	return err
+	return runLoad(cfg)
 }
 
 func (r *runner) measureLoadgen(sc Scenario, srv *server, cpu int) (Run, error) {
@@ -222,8 +242,11 @@ func (r *runner) measureLoadgen(sc Scenario, srv *server, cpu int) (Run, error) 
 		Workers: max(sc.Loops, 1), Warmup: r.opts.Warmup, Duration: r.opts.Duration,
 		ServerPID: srv.pid(),
 	}
-	if sc.Kind == "http" {
+	switch sc.Kind {
+	case "http":
 		cfg.Mode, cfg.Body = "http", helloBodyText
+	case "https":
+		cfg.Mode, cfg.Handshake, cfg.Body = "https", sc.Handshake, helloBodyText
 	}
 	js, err := json.Marshal(cfg)
 	if err != nil {
@@ -263,6 +286,9 @@ func (r *runner) measureLoadgen(sc Scenario, srv *server, cpu int) (Run, error) 
 // its connection setup (well under 1% of the window) to the window.
 func (r *runner) measureWrk(sc Scenario, srv *server, cpu int) (Run, error) {
 	url := "http://" + srv.addr + "/"
+	if sc.Kind == "https" {
+		url = "https://" + srv.addr + "/" // wrk does not verify the certificate
+	}
 	wrkArgs := func(d time.Duration) []string {
 		secs := int(math.Ceil(d.Seconds()))
 		return []string{r.wrk, "-t1", "-c" + strconv.Itoa(sc.Conns), "-d" + strconv.Itoa(secs) + "s", "--latency", url}

@@ -158,6 +158,58 @@ func TestRunScenarioReportsFailures(t *testing.T) {
 	}
 }
 
+// The https scenarios: the runner passes the certificate, the check
+// records what was negotiated, and both the keep-alive and the handshake
+// load run (wrk is not used with a fractional window).
+func TestRunScenarioHTTPS(t *testing.T) {
+	r, self := testRunner(t, 1)
+	r.tls = testCert(t)
+	p := testPeer(self, "testpeer", "")
+	for _, sc := range []Scenario{
+		{Name: "https-4", Kind: "https", Conns: 4, Depth: 1, Wrk: true},
+		{Name: "https-handshake-2", Kind: "https", Conns: 2, Depth: 1, Handshake: true},
+	} {
+		c := r.runScenario(sc, []*builtPeer{p})[0]
+		if c.Status != statusOK || len(c.Runs) != 1 || c.Tool != "loadgen" {
+			t.Fatalf("%s: %s (%s), %d runs with %s", sc.Name, c.Status, c.Reason, len(c.Runs), c.Tool)
+		}
+		if !strings.HasPrefix(c.TLS, "TLS 1.3, ") || c.Runs[0].Ops <= 0 || c.Runs[0].CPUPerOpUs <= 0 {
+			t.Errorf("%s: negotiated %q; run %+v", sc.Name, c.TLS, c.Runs[0])
+		}
+	}
+}
+
+// A peer that cannot serve TLS (exit status 69, or a program without the
+// -tls-cert flag) is skipped with its reason, not failed, and its runs are
+// not waited for.
+func TestRunScenarioSkipsUnsupported(t *testing.T) {
+	r, self := testRunner(t, 2)
+	r.tls = testCert(t)
+	var log bytes.Buffer
+	r.progress = newProgress(&log, 6, time.Second, 0, 0)
+	ps := []*builtPeer{testPeer(self, "no-tls", "unsupported"), testPeer(self, "old-hello", "flagless"), testPeer(self, "good", "")}
+	cells := r.runScenario(Scenario{Name: "https-2", Kind: "https", Conns: 2, Depth: 1}, ps)
+	for i, want := range []string{"TLS not supported yet: this test peer says so", "no -tls-cert flag: TLS not supported yet"} {
+		if c := cells[i]; c.Status != statusSkipped || c.Reason != want || len(c.Runs) != 0 {
+			t.Errorf("%s: %s (%q), %d runs; want skipped (%q)", c.Peer, c.Status, c.Reason, len(c.Runs), want)
+		}
+	}
+	if c := cells[2]; c.Status != statusOK || len(c.Runs) != 2 {
+		t.Errorf("good peer: %s (%s), %d runs", c.Status, c.Reason, len(c.Runs))
+	}
+	if !strings.Contains(log.String(), "https-2 / no-tls: skipped: TLS not supported yet") {
+		t.Errorf("progress:\n%s", log.String())
+	}
+	if got := r.progress.remaining(); got != 0 {
+		t.Errorf("progress expects %v more", got)
+	}
+	// Without the TLS flags, the program that lacks them serves.
+	cells = r.runScenario(Scenario{Name: "http-2", Kind: "http", Conns: 2, Depth: 1}, ps[1:2])
+	if c := cells[0]; c.Status != statusOK {
+		t.Errorf("flagless peer in http: %s (%s)", c.Status, c.Reason)
+	}
+}
+
 func TestRunOrder(t *testing.T) {
 	got := runOrder(3, 2)
 	want := []slot{{0, 0}, {0, 1}, {0, 2}, {1, 0}, {1, 1}, {1, 2}}

@@ -24,6 +24,16 @@ const (
 	rssScenario = "echo-1000"
 )
 
+// The targets of issue 12 (TLS): server CPU per request at or below Go
+// net/http's in both TLS scenarios, and within tlsCTarget of the C/OpenSSL
+// server with keep-alive (tlsKeepAliveScenario); the handshake scenario
+// measures OpenSSL's handshake code against crypto/tls's rather than the
+// loop, so it has no C target.
+const (
+	tlsCTarget           = 1.15
+	tlsKeepAliveScenario = "https-100"
+)
+
 // Ratio compares ioloop's server CPU per operation with one peer's in a
 // scenario: Value is the median, over the repetitions both completed, of
 // ioloop's CPU/op divided by the peer's in the same repetition (the runs
@@ -42,17 +52,23 @@ type ScenarioVerdict struct {
 	Peer       string  `json:"peer"` // headlinePeer, or another of our rows
 	Headline   bool    `json:"headline"`
 	SingleLoop bool    `json:"single_loop"`
-	Failed     string  `json:"failed,omitempty"` // the row's failure, if it failed
+	TLS        bool    `json:"tls,omitempty"`     // an https scenario (issue 12)
+	Failed     string  `json:"failed,omitempty"`  // the row's failure, if it failed
+	Skipped    string  `json:"skipped,omitempty"` // why the row's peer could not take part
 	CPUPerOpUs float64 `json:"cpu_per_op_us,omitempty"`
 	Runs       int     `json:"runs,omitempty"`
-	VsC        *Ratio  `json:"vs_c,omitempty"`  // nil: no C epoll result here
-	VsGo       *Ratio  `json:"vs_go,omitempty"` // the Go peer ioloop fares worst against; nil: none
-	GoPeers    int     `json:"go_peers"`        // Go peers compared
-	Text       string  `json:"verdict"`
+	// VsC is the ratio to the scenario's C reference: C epoll, or the
+	// C/OpenSSL server in TLS (Ratio.Peer says which); nil: no result.
+	VsC       *Ratio `json:"vs_c,omitempty"`
+	VsNetHTTP *Ratio `json:"vs_nethttp,omitempty"` // TLS: Go net/http; nil: no result
+	VsGo      *Ratio `json:"vs_go,omitempty"`      // the Go peer ioloop fares worst against; nil: none
+	GoPeers   int    `json:"go_peers"`             // Go peers compared
+	Text      string `json:"verdict"`
 }
 
-// TargetCheck is one target of issue 11 and whether this run met it.
+// TargetCheck is one target of issue 11 or 12 and whether this run met it.
 type TargetCheck struct {
+	Issue    int    `json:"issue"`
 	Target   string `json:"target"`
 	Measured string `json:"measured"`
 	Status   string `json:"status"` // "met", "not met" or "not checked"
@@ -77,8 +93,8 @@ const (
 	statusNotChecked = "not checked"
 )
 
-// summarize compares ioloop with C epoll and the Go peers in every
-// scenario and checks the targets of issue 11.
+// summarize compares ioloop with the C reference and the Go peers in every
+// scenario and checks the targets of issues 11 and 12.
 func summarize(r *Report) Summary {
 	var s Summary
 	lang := map[string]string{}
@@ -105,7 +121,7 @@ func summarize(r *Report) Summary {
 		}
 	}
 	for _, c := range r.Cells {
-		if c.Scenario == rssScenario && c.Status == "ok" && c.PeakRSSKiB > 0 {
+		if c.Scenario == rssScenario && c.Status == statusOK && c.PeakRSSKiB > 0 {
 			s.RSS = append(s.RSS, PeerRSS{c.Peer, c.PeakRSSKiB})
 		}
 	}
@@ -115,23 +131,43 @@ func summarize(r *Report) Summary {
 		checkRSS(r),
 		checkDispatch(r, 1, dispatchTarget1),
 		checkDispatch(r, 64, dispatchTarget64),
+		checkTLSNetHTTP(r, s.Rows),
+		checkTLSC(r, s.Rows),
+	}
+	for i := range s.Targets {
+		if s.Targets[i].Issue == 0 {
+			s.Targets[i].Issue = 11
+		}
 	}
 	return s
 }
 
 func scenarioVerdict(r *Report, sc Scenario, c *Cell, lang map[string]string, ours map[string]bool) ScenarioVerdict {
-	v := ScenarioVerdict{Scenario: sc.Name, Peer: c.Peer, Headline: c.Peer == headlinePeer, SingleLoop: sc.Loops <= 1}
-	if c.Status != "ok" {
+	v := ScenarioVerdict{Scenario: sc.Name, Peer: c.Peer, Headline: c.Peer == headlinePeer, SingleLoop: sc.Loops <= 1, TLS: sc.Kind == "https"}
+	switch c.Status {
+	case statusOK:
+	case statusSkipped:
+		v.Skipped = c.Reason
+		v.Text = "not measured: " + truncate(oneLine(c.Reason), 80)
+		return v
+	default:
 		v.Failed = c.Reason
 		v.Text = "failed: " + truncate(oneLine(c.Reason), 80)
 		return v
 	}
 	v.CPUPerOpUs, v.Runs = c.Median.CPUPerOpUs, len(c.Runs)
-	if ref := r.cell(sc.Name, referencePeer); ref != nil && ref.Status == "ok" {
+	refPeer, refName, parity := referencePeer, "C epoll", "at C parity"
+	if v.TLS {
+		refPeer, refName, parity = referenceTLSPeer, "C/OpenSSL", "at C/OpenSSL parity"
+		if o := r.cell(sc.Name, netHTTPPeer); o != nil && o.Status == statusOK {
+			v.VsNetHTTP = pairedRatio(c, o)
+		}
+	}
+	if ref := r.cell(sc.Name, refPeer); ref != nil && ref.Status == statusOK {
 		v.VsC = pairedRatio(c, ref)
 	}
 	for _, o := range r.Cells {
-		if o.Scenario != sc.Name || o.Status != "ok" || lang[o.Peer] != "go" || ours[o.Peer] {
+		if o.Scenario != sc.Name || o.Status != statusOK || lang[o.Peer] != "go" || ours[o.Peer] {
 			continue
 		}
 		v.GoPeers++
@@ -141,7 +177,10 @@ func scenarioVerdict(r *Report, sc Scenario, c *Cell, lang map[string]string, ou
 	}
 	var parts []string
 	if v.VsC != nil {
-		parts = append(parts, standing(v.VsC.Value, "C epoll", "at C parity", cParity))
+		parts = append(parts, standing(v.VsC.Value, refName, parity, cParity))
+	}
+	if v.VsNetHTTP != nil && (v.VsGo == nil || v.VsGo.Peer != netHTTPPeer) {
+		parts = append(parts, standing(v.VsNetHTTP.Value, "net/http", "level with net/http", 1))
 	}
 	if v.VsGo != nil {
 		if v.VsGo.Value < 1 {
@@ -151,7 +190,7 @@ func scenarioVerdict(r *Report, sc Scenario, c *Cell, lang map[string]string, ou
 		}
 	}
 	if len(parts) == 0 {
-		parts = append(parts, "no C epoll or Go peer result to compare with")
+		parts = append(parts, "no "+refName+" or Go peer result to compare with")
 	}
 	v.Text = strings.Join(parts, "; ")
 	return v
@@ -201,7 +240,7 @@ func checkCParity(r *Report, rows []ScenarioVerdict) TargetCheck {
 	var within, over, unchecked []string
 	for _, v := range rows {
 		switch {
-		case !v.Headline || !v.SingleLoop:
+		case !v.Headline || !v.SingleLoop || v.TLS:
 		case v.Failed != "":
 			over = append(over, v.Scenario+" failed")
 		case v.VsC == nil:
@@ -221,7 +260,7 @@ func checkGoPeers(r *Report, rows []ScenarioVerdict) TargetCheck {
 	var ahead, behind, unchecked []string
 	for _, v := range rows {
 		switch {
-		case !v.Headline:
+		case !v.Headline || v.TLS:
 		case v.Failed != "":
 			behind = append(behind, v.Scenario+" failed")
 		case v.VsGo == nil:
@@ -235,13 +274,22 @@ func checkGoPeers(r *Report, rows []ScenarioVerdict) TargetCheck {
 	return tally(t, len(ahead), behind, unchecked, notRun(r, rows, false), "ahead", "no Go peer result")
 }
 
-// notRun lists the suite's scenarios a target covers (the single-loop ones
-// only, or every network scenario) that have no headline row in this run
-// (left out with -only): a target met elsewhere is then not checked.
+// notRun lists the suite's scenarios an issue 11 target covers (the
+// single-loop ones only, or every plaintext network scenario) that have no
+// headline row in this run (left out with -only): a target met elsewhere is
+// then not checked.
 func notRun(r *Report, rows []ScenarioVerdict, singleLoopOnly bool) []string {
+	return missingRows(rows, func(sc Scenario) bool {
+		return sc.Kind != "micro" && sc.Kind != "https" && (!singleLoopOnly || sc.Loops <= 1)
+	})
+}
+
+// missingRows lists the default scenarios for which covers is true that
+// have no headline row.
+func missingRows(rows []ScenarioVerdict, covers func(Scenario) bool) []string {
 	var missing []string
 	for _, sc := range defaultScenarios() {
-		if sc.Kind == "micro" || (singleLoopOnly && sc.Loops > 1) {
+		if !covers(sc) {
 			continue
 		}
 		if !slices.ContainsFunc(rows, func(v ScenarioVerdict) bool { return v.Headline && v.Scenario == sc.Name }) {
@@ -281,13 +329,63 @@ func tally(t TargetCheck, good int, bad, unchecked, missing []string, goodWord, 
 	return t
 }
 
+// checkTLSNetHTTP: server CPU/op at or below Go net/http's in every TLS
+// scenario (issue 12).
+func checkTLSNetHTTP(r *Report, rows []ScenarioVerdict) TargetCheck {
+	t := TargetCheck{Issue: 12, Target: "server CPU/op ≤ Go net/http's in both TLS scenarios (https-100, https-handshake)"}
+	return checkTLS(r, t, rows, func(sc Scenario) bool { return sc.Kind == "https" },
+		func(v ScenarioVerdict) *Ratio { return v.VsNetHTTP }, 1, "at or below", "no net/http result")
+}
+
+// checkTLSC: within tlsCTarget of the C/OpenSSL server with keep-alive
+// (issue 12).
+func checkTLSC(r *Report, rows []ScenarioVerdict) TargetCheck {
+	t := TargetCheck{Issue: 12, Target: fmt.Sprintf("server CPU/op ≤ %.2f× the C/OpenSSL server's with keep-alive (%s)", tlsCTarget, tlsKeepAliveScenario)}
+	return checkTLS(r, t, rows, func(sc Scenario) bool { return sc.Name == tlsKeepAliveScenario },
+		func(v ScenarioVerdict) *Ratio { return v.VsC }, tlsCTarget, "within", "no C/OpenSSL result")
+}
+
+// checkTLS tallies the headline rows of the scenarios covers selects by
+// ratio(row) ≤ limit. A row ioloop could not take part in (no TLS yet)
+// leaves the target not checked, with the peer's reason.
+func checkTLS(r *Report, t TargetCheck, rows []ScenarioVerdict, covers func(Scenario) bool, ratio func(ScenarioVerdict) *Ratio,
+	limit float64, goodWord, noPeer string) TargetCheck {
+	var good int
+	var bad, skipped, unpaired []string
+	skipReason := ""
+	for _, v := range rows {
+		if sc := r.scenario(v.Scenario); !v.Headline || sc == nil || !covers(*sc) {
+			continue
+		}
+		q := ratio(v)
+		switch {
+		case v.Failed != "":
+			bad = append(bad, v.Scenario+" failed")
+		case v.Skipped != "":
+			skipped, skipReason = append(skipped, v.Scenario), v.Skipped
+		case q == nil:
+			unpaired = append(unpaired, v.Scenario)
+		case q.Value > limit:
+			bad = append(bad, fmt.Sprintf("%s %s", v.Scenario, fmtX(q.Value)))
+		default:
+			good++
+		}
+	}
+	unchecked, why := unpaired, noPeer
+	if len(skipped) > 0 {
+		// One reason is enough: the same program skipped each.
+		unchecked, why = append(skipped, unpaired...), headlinePeer+" not measured ("+truncate(oneLine(skipReason), 100)+")"
+	}
+	return tally(t, good, bad, unchecked, missingRows(rows, covers), goodWord, why)
+}
+
 func checkRSS(r *Report) TargetCheck {
 	t := TargetCheck{Target: fmt.Sprintf("peak RSS of the server at %s ≤ %s", rssScenario, fmtKiB(rssTargetKiB))}
 	c := r.cell(rssScenario, headlinePeer)
 	switch {
 	case c == nil:
 		t.Status, t.Measured = statusNotChecked, rssScenario+" not run"
-	case c.Status != "ok" || c.PeakRSSKiB <= 0:
+	case c.Status != statusOK || c.PeakRSSKiB <= 0:
 		t.Status, t.Measured = statusNotChecked, "no measurement ("+headlinePeer+" failed there)"
 	default:
 		t.Measured = fmtKiB(c.PeakRSSKiB)
@@ -356,25 +454,32 @@ func writeSummary(b *strings.Builder, r *Report, s Summary) {
 		"The best Go peer is the one ioloop compares worst with. " +
 		"`ioloop-hello` rows (examples/hello, which parses every request line and header) are for comparison, not held to the targets. ")
 	b.WriteString(runsSentence(r) + "\n\n")
-	b.WriteString("| scenario | ioloop CPU/op | ÷ C epoll | ÷ best Go peer | verdict |\n")
-	b.WriteString("|---|--:|--:|--:|---|\n")
+	var plain, tls []ScenarioVerdict
 	for _, v := range s.Rows {
-		name := v.Scenario
-		if !v.Headline {
-			name += " · " + v.Peer
+		if v.TLS {
+			tls = append(tls, v)
+		} else {
+			plain = append(plain, v)
 		}
-		if v.Failed != "" {
-			fmt.Fprintf(b, "| %s | **failed** | | | %s |\n", name, mdEscape(v.Text))
-			continue
+	}
+	if len(plain) > 0 || len(tls) == 0 {
+		b.WriteString("| scenario | ioloop CPU/op | ÷ C epoll | ÷ best Go peer | verdict |\n")
+		b.WriteString("|---|--:|--:|--:|---|\n")
+		for _, v := range plain {
+			writeVerdictRow(b, v, false)
 		}
-		vsC, vsGo := "–", "–"
-		if v.VsC != nil {
-			vsC = fmtX(v.VsC.Value)
+	}
+	if len(tls) > 0 {
+		if len(plain) > 0 {
+			b.WriteString("\n")
 		}
-		if v.VsGo != nil {
-			vsGo = fmtX(v.VsGo.Value) + " (" + v.VsGo.Peer + ")"
+		b.WriteString("TLS 1.3 (issue 12): the C reference is `" + referenceTLSPeer + "` (C epoll + OpenSSL, set up like crypto/tls's defaults); " +
+			"Go net/http is the target's other yardstick; the Go peers are gonet (crypto/tls), nethttp and nbio (llib's TLS).\n\n")
+		b.WriteString("| scenario | ioloop CPU/op | ÷ C/OpenSSL | ÷ Go net/http | ÷ best Go peer | verdict |\n")
+		b.WriteString("|---|--:|--:|--:|--:|---|\n")
+		for _, v := range tls {
+			writeVerdictRow(b, v, true)
 		}
-		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", name, fmtMicros(v.CPUPerOpUs), vsC, vsGo, mdEscape(v.Text))
 	}
 	if len(s.RSS) > 0 {
 		fmt.Fprintf(b, "\nPeak RSS of each server process at %s (VmHWM from /proc, over its check and every run; the load generator is another process):\n\n", rssScenario)
@@ -389,14 +494,55 @@ func writeSummary(b *strings.Builder, r *Report, s Summary) {
 		}
 		b.WriteString(head.String() + "\n" + rule.String() + "\n" + vals.String() + "\n")
 	}
-	b.WriteString("\nTargets of issue 11 (for `" + headlinePeer + "`):\n\n")
-	b.WriteString("| target | measured | status |\n|---|---|---|\n")
-	for _, t := range s.Targets {
-		status := t.Status
-		if status != statusNotChecked {
-			status = "**" + status + "**"
+	for _, issue := range []int{11, 12} {
+		fmt.Fprintf(b, "\nTargets of issue %d (for `%s`):\n\n", issue, headlinePeer)
+		b.WriteString("| target | measured | status |\n|---|---|---|\n")
+		for _, t := range s.Targets {
+			if t.Issue != issue {
+				continue
+			}
+			status := t.Status
+			if status != statusNotChecked {
+				status = "**" + status + "**"
+			}
+			fmt.Fprintf(b, "| %s | %s | %s |\n", t.Target, mdEscape(t.Measured), status)
 		}
-		fmt.Fprintf(b, "| %s | %s | %s |\n", t.Target, mdEscape(t.Measured), status)
+	}
+}
+
+// writeVerdictRow writes one row of a verdict table; tls rows have the
+// net/http column.
+func writeVerdictRow(b *strings.Builder, v ScenarioVerdict, tls bool) {
+	name := v.Scenario
+	if !v.Headline {
+		name += " · " + v.Peer
+	}
+	empty := " | | |"
+	if tls {
+		empty = " | | | |"
+	}
+	switch {
+	case v.Failed != "":
+		fmt.Fprintf(b, "| %s | **failed**%s %s |\n", name, empty, mdEscape(v.Text))
+		return
+	case v.Skipped != "":
+		fmt.Fprintf(b, "| %s | not measured%s %s |\n", name, empty, mdEscape(v.Text))
+		return
+	}
+	ratio := func(q *Ratio) string {
+		if q == nil {
+			return "–"
+		}
+		return fmtX(q.Value)
+	}
+	vsGo := ratio(v.VsGo)
+	if v.VsGo != nil {
+		vsGo += " (" + v.VsGo.Peer + ")"
+	}
+	if tls {
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s | %s |\n", name, fmtMicros(v.CPUPerOpUs), ratio(v.VsC), ratio(v.VsNetHTTP), vsGo, mdEscape(v.Text))
+	} else {
+		fmt.Fprintf(b, "| %s | %s | %s | %s | %s |\n", name, fmtMicros(v.CPUPerOpUs), ratio(v.VsC), vsGo, mdEscape(v.Text))
 	}
 }
 
@@ -405,7 +551,7 @@ func writeSummary(b *strings.Builder, r *Report, s Summary) {
 func runsSentence(r *Report) string {
 	counts := map[int]int{}
 	for _, c := range r.Cells {
-		if c.Status == "ok" {
+		if c.Status == statusOK {
 			counts[len(c.Runs)]++
 		}
 	}

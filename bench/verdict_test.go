@@ -24,7 +24,9 @@ func verdictPeers() []PeerInfo {
 		{Name: "ioloop-hello", Lang: "go", Ours: true, Status: "ok"},
 		{Name: "cepoll", Lang: "c", Status: "ok"},
 		{Name: "libevent", Lang: "c", Status: "ok"},
+		{Name: "copenssl", Lang: "c", Status: "ok"},
 		{Name: "gnet", Lang: "go", Status: "ok"},
+		{Name: "nethttp", Lang: "go", Status: "ok"},
 		{Name: "nbio", Lang: "go", Status: "ok"},
 		{Name: "tornado", Lang: "python", Status: "ok"},
 	}
@@ -179,7 +181,10 @@ func TestSummarizeAllMet(t *testing.T) {
 			continue
 		}
 		r.Cells = append(r.Cells, cellOf(sc.Name, "ioloop", 4096, 10, 10, 10), cellOf(sc.Name, "gnet", 8000, 10.5, 10.5, 10.5))
-		if sc.Loops <= 1 {
+		switch {
+		case sc.Kind == "https":
+			r.Cells = append(r.Cells, cellOf(sc.Name, "copenssl", 1400, 8.8, 8.8, 8.8), cellOf(sc.Name, "nethttp", 9000, 10, 10, 10))
+		case sc.Loops <= 1:
 			r.Cells = append(r.Cells, cellOf(sc.Name, "cepoll", 1400, 9.6, 9.6, 9.6))
 		}
 	}
@@ -323,5 +328,125 @@ func TestWriteSummary(t *testing.T) {
 	writeSummary(&b, r, summarize(r))
 	if want := `| echo-64 | **failed** | | | failed: run 2: a \| b |`; !strings.Contains(b.String(), want) {
 		t.Errorf("summary lacks %q:\n%s", want, b.String())
+	}
+}
+
+// tlsReport: ioloop in both TLS scenarios, against C/OpenSSL, net/http and
+// the other Go peers; the plaintext scenarios are left out (-only).
+func tlsReport() *Report {
+	r := verdictReport()
+	r.Scenarios = []Scenario{
+		{Name: "https-100", Kind: "https", Conns: 100, Depth: 1, Wrk: true},
+		{Name: "https-handshake", Kind: "https", Conns: 16, Depth: 1, Handshake: true},
+	}
+	r.Peers = append(r.Peers, PeerInfo{Name: "gonet", Lang: "go", Status: "ok"})
+	r.Cells = []Cell{
+		cellOf("https-100", "ioloop", 9000, 20, 22, 21),
+		{Scenario: "https-100", Peer: "ioloop-hello", Status: statusSkipped, Reason: "no -tls-cert flag: TLS not supported yet"},
+		cellOf("https-100", "copenssl", 8000, 16, 20, 20), // 1.25, 1.10, 1.05: median 1.10
+		cellOf("https-100", "gonet", 9000, 21, 21, 21),
+		cellOf("https-100", "nethttp", 9000, 40, 40, 40),
+		cellOf("https-100", "nbio", 9000, 19, 19, 19),
+		cellOf("https-handshake", "ioloop", 9000, 600, 600, 600),
+		cellOf("https-handshake", "copenssl", 8000, 700, 700, 700),
+		cellOf("https-handshake", "gonet", 9000, 590, 590, 590),
+		cellOf("https-handshake", "nethttp", 9000, 580, 580, 580),
+	}
+	return r
+}
+
+func TestSummarizeTLS(t *testing.T) {
+	r := tlsReport()
+	s := summarize(r)
+	if len(s.Rows) != 3 {
+		t.Fatalf("rows %+v, want ioloop in both scenarios and ioloop-hello in https-100", s.Rows)
+	}
+	v := rowOf(t, s, "https-100", "ioloop")
+	if !v.TLS || v.VsC == nil || v.VsC.Peer != "copenssl" || !near(v.VsC.Value, 22.0/20) || v.VsNetHTTP == nil || !near(v.VsNetHTTP.Value, 21.0/40) ||
+		v.VsGo == nil || v.VsGo.Peer != "nbio" || !near(v.VsGo.Value, 21.0/19) || v.GoPeers != 3 {
+		t.Errorf("https-100: %+v", v)
+	}
+	if want := "behind C/OpenSSL by 10%; ahead of net/http by 48%; behind nbio by 11%"; v.Text != want {
+		t.Errorf("https-100 verdict %q, want %q", v.Text, want)
+	}
+	// net/http is the peer ioloop compares worst with: named once.
+	if v := rowOf(t, s, "https-handshake", "ioloop"); v.Text != "ahead of C/OpenSSL by 14%; behind nethttp by 3%" {
+		t.Errorf("https-handshake verdict %q", v.Text)
+	}
+	if v := rowOf(t, s, "https-100", "ioloop-hello"); v.Skipped == "" || v.Failed != "" || v.Text != "not measured: no -tls-cert flag: TLS not supported yet" {
+		t.Errorf("skipped ioloop-hello: %+v", v)
+	}
+	for _, tc := range []struct{ prefix, status, measured string }{
+		{"server CPU/op ≤ Go net/http's", statusNotMet, "1 of 2 scenarios at or below; not: https-handshake 1.03×"},
+		{"server CPU/op ≤ 1.15× the C/OpenSSL", statusMet, "1 of 1 scenario within"},
+		// The issue 11 targets do not count the TLS scenarios.
+		{"server CPU/op ≤ 1.05× C epoll", statusNotChecked, "no scenario run"},
+	} {
+		if got := targetOf(t, s, tc.prefix); got.Status != tc.status || got.Measured != tc.measured {
+			t.Errorf("target %q: %s, %q; want %s, %q", tc.prefix, got.Status, got.Measured, tc.status, tc.measured)
+		}
+	}
+	if got := targetOf(t, s, "server CPU/op ≤ Go net/http's"); got.Issue != 12 {
+		t.Errorf("net/http target of issue %d", got.Issue)
+	}
+
+	// Without a C/OpenSSL result, or with https-handshake left out: not
+	// checked rather than met.
+	r.Cells = slices.DeleteFunc(r.Cells, func(c Cell) bool {
+		return c.Peer == "copenssl" || c.Scenario == "https-handshake"
+	})
+	r.Scenarios = r.Scenarios[:1]
+	s = summarize(r)
+	for _, tc := range []struct{ prefix, status, measured string }{
+		{"server CPU/op ≤ Go net/http's", statusNotChecked, "1 of 1 scenario at or below; not run: https-handshake"},
+		{"server CPU/op ≤ 1.15× the C/OpenSSL", statusNotChecked, "0 of 1 scenario within; no C/OpenSSL result: https-100"},
+	} {
+		if got := targetOf(t, s, tc.prefix); got.Status != tc.status || got.Measured != tc.measured {
+			t.Errorf("target %q: %s, %q; want %s, %q", tc.prefix, got.Status, got.Measured, tc.status, tc.measured)
+		}
+	}
+}
+
+// While the library has no ListenTLS, ioloop's TLS cells are skipped: its
+// rows say so, the TLS targets are not checked (with the reason), and
+// nothing counts as a failure.
+func TestSummarizeTLSWithoutIoloopTLS(t *testing.T) {
+	r := tlsReport()
+	const why = "TLS not supported yet: no ioloop.ListenTLS in this commit (issue 12)"
+	for i := range r.Cells {
+		if r.Cells[i].Peer == "ioloop" {
+			r.Cells[i] = Cell{Scenario: r.Cells[i].Scenario, Peer: "ioloop", Status: statusSkipped, Reason: why}
+		}
+	}
+	s := summarize(r)
+	for _, sc := range []string{"https-100", "https-handshake"} {
+		if v := rowOf(t, s, sc, "ioloop"); v.Skipped != why || v.Failed != "" || v.VsC != nil {
+			t.Errorf("%s: %+v", sc, v)
+		}
+	}
+	for _, tc := range []struct{ prefix, measured string }{
+		{"server CPU/op ≤ Go net/http's", "0 of 2 scenarios at or below; ioloop not measured (" + why + "): https-100, https-handshake"},
+		{"server CPU/op ≤ 1.15× the C/OpenSSL", "0 of 1 scenario within; ioloop not measured (" + why + "): https-100"},
+	} {
+		if got := targetOf(t, s, tc.prefix); got.Status != statusNotChecked || got.Measured != tc.measured {
+			t.Errorf("target %q: %s, %q; want not checked, %q", tc.prefix, got.Status, got.Measured, tc.measured)
+		}
+	}
+	var b strings.Builder
+	writeSummary(&b, r, s)
+	for _, want := range []string{
+		"| scenario | ioloop CPU/op | ÷ C/OpenSSL | ÷ Go net/http | ÷ best Go peer | verdict |",
+		"| https-100 | not measured | | | | not measured: TLS not supported yet: no ioloop.ListenTLS in this commit (issue 12) |",
+		"| https-100 · ioloop-hello | not measured | | | | not measured: no -tls-cert flag: TLS not supported yet |",
+		"Targets of issue 12 (for `ioloop`):",
+		"| server CPU/op ≤ 1.15× the C/OpenSSL server's with keep-alive (https-100) | 0 of 1 scenario within; ioloop not measured (",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, b.String())
+		}
+	}
+	// Only TLS scenarios were run: no plaintext verdict table.
+	if strings.Contains(b.String(), "÷ C epoll |") {
+		t.Errorf("a plaintext table without plaintext rows:\n%s", b.String())
 	}
 }
