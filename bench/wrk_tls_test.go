@@ -86,3 +86,25 @@ func TestWrkTLS(t *testing.T) {
 		t.Log("this wrk no longer resumes sessions: it could drive https-handshake itself")
 	}
 }
+
+// Over TLS the wrk window is the difference of two runs, so that the
+// connections' handshakes (in both) drop out.
+func TestWrkTimedMinus(t *testing.T) {
+	short := wrkTimed{wrkResult: wrkResult{Requests: 30000, Seconds: 1, P50: time.Millisecond, P99: 9 * time.Millisecond},
+		serverCPU: 0.75, selfCPU: 0.5, wall: 1.05}
+	long := wrkTimed{wrkResult: wrkResult{Requests: 70000, Seconds: 2, P50: 2 * time.Millisecond, P99: 8 * time.Millisecond},
+		serverCPU: 1.55, selfCPU: 1.1, wall: 2.05}
+	run, err := long.minus(short)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 40,000 requests for 0.8 s of server CPU: 20 µs each, where either run
+	// alone says 25 µs (its 50 ms of handshakes included) or 22 µs.
+	if run.Ops != 40000 || !near(run.CPUPerOpUs, 20) || !near(run.ServerCPUSec, 0.8) || !near(run.OpsPerSec, 40000) ||
+		!near(run.LoadgenCPUPct, 60) || run.P50us != 2000 || run.P99us != 8000 {
+		t.Errorf("difference: %+v", run)
+	}
+	if _, err := short.minus(long); err == nil {
+		t.Error("a longer run that does less is not an error")
+	}
+}
