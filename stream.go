@@ -186,10 +186,6 @@ const (
 	defaultInitialRead = 4 << 10
 	defaultMaxRead     = 4 << 20
 	defaultMaxWrite    = 16 << 20
-	// readAheadLimit bounds how far the read buffer grows on its own, when
-	// reads keep filling it (a fast peer); only a pending read that needs
-	// more grows it further, up to the cap.
-	readAheadLimit = 64 << 10
 )
 
 // WithMaxReadBuffer caps the read buffer (default 4 MiB): the largest
@@ -202,8 +198,11 @@ func WithMaxReadBuffer(n int) StreamOption {
 	}
 }
 
-// WithReadBufferSize sets the initial read buffer size (default 4 KiB). The
-// buffer doubles, up to the cap, when a read fills it.
+// WithReadBufferSize sets how much the stream reads ahead, with no read
+// pending, into an empty buffer (default 4 KiB): that is how it notices a
+// peer's close and has the next request ready, and it bounds what an idle
+// stream buffers. A pending read reads up to 64 KiB at a time (the loop's
+// shared read buffer), or up to what it may still add under the cap.
 func WithReadBufferSize(n int) StreamOption {
 	return func(c *streamConfig) {
 		if n > 0 {
@@ -556,6 +555,7 @@ func (s *Stream) run(ev Events) {
 	ok := false
 	defer func() {
 		if !ok { // a user callback panicked: the loop logs it, we close
+			s.releaseRead()
 			s.inRun = false
 			s.closeNow(errStreamPanic)
 			s.kick()
@@ -586,6 +586,7 @@ func (s *Stream) run(ev Events) {
 		s.settle()
 	}
 	s.errEvent = 0
+	s.releaseRead()
 	s.inRun = false
 	ok = true
 	s.updateInterest()
@@ -701,18 +702,19 @@ func (s *Stream) startLinger() {
 
 // lingerDrain reads and drops input; EOF or an error ends the linger.
 func (s *Stream) lingerDrain() {
-	r := &s.read
-	if len(r.buf) == 0 {
-		r.buf = make([]byte, s.cfg.initialRead)
+	sh := s.loop.sharedStreams()
+	s.dropReadBuf(sh) // nobody will read what is left
+	buf := sh.rbuf
+	if sh.holder != nil {
+		buf = make([]byte, defaultInitialRead) // not expected: see releaseRead
 	}
-	r.start, r.end = 0, 0 // nobody will read what is left
 	for {
-		n, e := rawRead(s.fd, r.buf)
+		n, e := rawRead(s.fd, buf)
 		switch {
 		case e == unix.EINTR:
 			continue
 		case e == unix.EAGAIN:
-			r.ready = false
+			s.read.ready = false
 			return
 		case e != 0 || n == 0:
 			s.closeNow(s.closingErr)
