@@ -10,11 +10,14 @@ import (
 )
 
 const (
-	// writeChunk is the size of the buffers queued data is copied into.
-	// Small writes share a chunk; a larger write gets a chunk of its own.
-	writeChunk = 16 << 10
-	// maxFreeChunks bounds the per-stream cache of emptied chunks.
-	maxFreeChunks = 4
+	// writeChunk is the largest buffer queued data is copied into. A
+	// queue's first chunk is sized to its first write (at least
+	// minWriteChunk), each next one twice the last, up to writeChunk;
+	// small writes share a chunk, a larger one spans several. Chunks come
+	// from the loop's pools and go back as soon as they are written, so an
+	// empty queue holds no buffer.
+	writeChunk    = 16 << 10
+	minWriteChunk = 1 << 10
 	// maxIov bounds one writev: far below IOV_MAX (1024), and more than
 	// a socket buffer's worth of chunks.
 	maxIov = 64
@@ -37,13 +40,10 @@ type writeState struct {
 	head     int
 	off      int
 	queued   int
-	free     [][]byte
 	accepted uint64 // bytes accepted by Write since the stream was made
 	done     uint64 // bytes handed to the kernel
 	waiters  []writeWaiter
 	whead    int
-	iov      []unix.Iovec
-	msg      unix.Msghdr
 }
 
 // Write sends p, or queues what the kernel does not take at once. Write
@@ -93,7 +93,13 @@ func (s *Stream) Write(p []byte, cb func(error)) error {
 		}
 	}
 	if len(p) > 0 {
-		w.enqueue(p)
+		// The loop's pools are the loop goroutine's: a Write made while
+		// the loop is not running (setting a stream up) allocates.
+		var sh *streamShared
+		if s.loop.owner.Load() != 0 {
+			sh = s.loop.sharedStreams()
+		}
+		w.enqueue(sh, p)
 		w.accepted += uint64(len(p))
 	}
 	if cb != nil {
@@ -149,6 +155,7 @@ func (s *Stream) writeOnce(p []byte) (int, unix.Errno) {
 // empty or the kernel takes less than offered.
 func (s *Stream) flush() {
 	w := &s.write
+	sh := s.loop.sharedStreams()
 	for w.queued > 0 {
 		var n int
 		var e unix.Errno
@@ -158,8 +165,8 @@ func (s *Stream) flush() {
 			offered = len(b)
 			n, e = rawWrite(s.fd, b, s.sock)
 		} else {
-			if w.iov == nil {
-				w.iov = make([]unix.Iovec, maxIov)
+			if sh.iov == nil {
+				sh.iov = make([]unix.Iovec, maxIov)
 			}
 			k := 0
 			for i := w.head; i < len(w.chunks) && k < maxIov; i++ {
@@ -167,12 +174,13 @@ func (s *Stream) flush() {
 				if i == w.head {
 					b = b[w.off:]
 				}
-				w.iov[k].Base = &b[0]
-				w.iov[k].SetLen(len(b))
+				sh.iov[k].Base = &b[0]
+				sh.iov[k].SetLen(len(b))
 				offered += len(b)
 				k++
 			}
-			n, e = rawWritev(s.fd, w.iov[:k], &w.msg, s.sock)
+			n, e = rawWritev(s.fd, sh.iov[:k], &sh.msg, s.sock)
+			clear(sh.iov[:k]) // hold no stream's chunks
 		}
 		switch e {
 		case 0:
@@ -185,7 +193,7 @@ func (s *Stream) flush() {
 			s.closeNow(os.NewSyscallError("write", e))
 			return
 		}
-		w.consume(n)
+		w.consume(sh, n)
 		if w.queued == 0 {
 			s.drainDue = true
 		}
@@ -196,10 +204,12 @@ func (s *Stream) flush() {
 	}
 }
 
-// enqueue copies p to the tail of the queue.
-func (w *writeState) enqueue(p []byte) {
+// enqueue copies p to the tail of the queue, taking chunks from sh's pools
+// (or allocating them when sh is nil).
+func (w *writeState) enqueue(sh *streamShared, p []byte) {
 	w.queued += len(p)
 	for len(p) > 0 {
+		size := minWriteChunk
 		if n := len(w.chunks); n > w.head {
 			last := w.chunks[n-1]
 			if room := cap(last) - len(last); room > 0 {
@@ -208,29 +218,30 @@ func (w *writeState) enqueue(p []byte) {
 				p = p[k:]
 				continue
 			}
+			size = 2 * cap(last)
 		}
+		size = min(max(size, len(p)), writeChunk)
 		var c []byte
-		if len(p) <= writeChunk && len(w.free) > 0 {
-			c = w.free[len(w.free)-1]
-			w.free[len(w.free)-1] = nil
-			w.free = w.free[:len(w.free)-1]
+		if sh != nil {
+			c = sh.getBuf(size)
 		} else {
-			c = make([]byte, 0, max(len(p), writeChunk))
+			_, size = bufClass(size)
+			c = make([]byte, size)
 		}
 		w.chunks = append(w.chunks, c[:0])
 	}
 }
 
-// consume drops n written bytes from the head of the queue, recycling
-// chunks that are done.
-func (w *writeState) consume(n int) {
+// consume drops n written bytes from the head of the queue, giving the
+// chunks that are done back to sh's pools.
+func (w *writeState) consume(sh *streamShared, n int) {
 	w.done += uint64(n)
 	w.queued -= n
 	for n > 0 {
 		c := w.chunks[w.head]
 		if rem := len(c) - w.off; n >= rem {
 			n -= rem
-			w.recycle(c)
+			sh.putBuf(c)
 			w.chunks[w.head] = nil
 			w.head++
 			w.off = 0
@@ -240,9 +251,9 @@ func (w *writeState) consume(n int) {
 		}
 	}
 	if w.head == len(w.chunks) || w.queued == 0 {
-		// An empty tail chunk may remain; recycle it too.
+		// An empty tail chunk may remain; give it back too.
 		for i := w.head; i < len(w.chunks); i++ {
-			w.recycle(w.chunks[i])
+			sh.putBuf(w.chunks[i])
 			w.chunks[i] = nil
 		}
 		w.chunks = w.chunks[:0]
@@ -250,21 +261,15 @@ func (w *writeState) consume(n int) {
 	}
 }
 
-func (w *writeState) recycle(c []byte) {
-	if cap(c) == writeChunk && len(w.free) < maxFreeChunks {
-		w.free = append(w.free, c[:0])
-	}
-}
-
-// drop forgets the queue when the stream closes; waiters are failed by
+// drop forgets the queue when the stream closes (its chunks are left to
+// the GC: drop may run off the loop); waiters are failed by
 // runWriteCallbacks.
 func (w *writeState) drop() {
 	for i := range w.chunks {
 		w.chunks[i] = nil
 	}
-	w.chunks, w.free, w.iov = nil, nil, nil
+	w.chunks = nil
 	w.head, w.off, w.queued = 0, 0, 0
-	w.msg = unix.Msghdr{}
 }
 
 func (w *writeState) hasCallbacks() bool { return w.whead < len(w.waiters) }
