@@ -48,10 +48,16 @@ import (
 // caused by a failing write is reported from the loop a moment later, so
 // code after s.ReadBytes(...) never observes its callback having run.
 //
-// Buffers. The []byte handed to a read callback aliases the stream's read
-// buffer and is valid only until the callback returns (like
-// bufio.Reader.ReadSlice); copy it to keep it. Write copies whatever it
-// cannot send at once, so the caller may reuse p as soon as Write returns.
+// Buffers. Streams read into one buffer their loop shares, and the []byte
+// handed to a read callback aliases it: it is valid only until the
+// callback returns (like bufio.Reader.ReadSlice), after which the next
+// read of any stream of the loop may overwrite it; copy it to keep it.
+// Only the bytes a callback leaves unconsumed (pipelined requests, a
+// partial message) are copied into a buffer of the stream's own, taken
+// from a pool and given back once empty, so an idle stream holds no read
+// buffer. Write copies whatever it cannot send at once (into pooled
+// chunks, given back once written), so the caller may reuse p as soon as
+// Write returns.
 //
 // Ownership. The Stream owns its fd and closes it in Close.
 type Stream struct {
