@@ -205,21 +205,23 @@ func (c *connectOp) start(t sockTarget) {
 	if t.tcp {
 		rawSetNoDelay(fd)
 	}
-	s := newStream(c.loop, fd, true, c.opts)
+	s := newStream(c.loop, fd, true, newStreamConfig(c.opts))
+	s.ownCfg = true
 	if err == nil { // connected at once (typical for unix sockets)
 		s.writable = true
 		c.finish(s, nil)
 		return
 	}
 	c.stream = s
-	s.connectCb = func(s *Stream, err error) {
+	x := s.ext()
+	x.connectCb = func(s *Stream, err error) {
 		c.stream = nil
 		c.finish(s, err)
 	}
 	s.connecting = true
 	if !c.deadline.IsZero() {
-		s.connTimer = c.loop.CallAt(c.deadline, func() {
-			s.connTimer = nil
+		x.connTimer = c.loop.CallAt(c.deadline, func() {
+			x.connTimer = nil
 			if s.connecting {
 				s.connectFailed(ErrTimeout)
 			}
@@ -240,12 +242,11 @@ func (s *Stream) finishConnect() {
 	}
 	s.connecting = false
 	s.writable = true
-	if s.connTimer != nil {
-		s.loop.RemoveTimeout(s.connTimer)
-		s.connTimer = nil
-	}
-	cb := s.connectCb
-	s.connectCb = nil
+	x := s.ext()
+	s.loop.RemoveTimeout(x.connTimer)
+	x.connTimer = nil
+	cb := x.connectCb
+	x.connectCb = nil
 	cb(s, nil)
 }
 
@@ -253,8 +254,9 @@ func (s *Stream) finishConnect() {
 // callbacks, so there is nothing else to tell.
 func (s *Stream) connectFailed(err error) {
 	s.connecting = false
-	cb := s.connectCb
-	s.connectCb = nil
+	x := s.ext()
+	cb := x.connectCb
+	x.connectCb = nil
 	s.closeNow(err)
 	s.closeDone = true
 	if cb != nil {

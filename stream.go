@@ -61,59 +61,102 @@ import (
 //
 // Ownership. The Stream owns its fd and closes it in Close.
 type Stream struct {
-	// Everything below is owned by the loop goroutine.
+	// Everything below is owned by the loop goroutine. The fields are
+	// ordered for size (an idle stream costs what its struct costs), and
+	// state most streams never need lives behind x.
 
-	loop *IOLoop // the loop that runs every callback; fixed at creation
-	fd   int     // the descriptor; -1 once closed
-	sock bool    // fd is a socket: writes use send/sendmsg with MSG_NOSIGNAL
+	loop *IOLoop       // the loop that runs every callback; fixed at creation
+	cfg  *streamConfig // limits and modes, shared by a server's streams (SetReadTimeout copies it; see ownCfg)
+	fd   int           // the descriptor; -1 once closed
+
+	read readState   // the read buffer and the pending read
+	wq   *writeState // the write queue and its callbacks; nil until the first Write that queues or has a callback
+
+	deferredFn func()             // s.deferredRun, bound once so kick() does not allocate
+	srv        *Server            // the server tracking this stream, if any
+	peer       net.Addr           // peer address, from accept/connect or getpeername
+	closedErr  *StreamClosedError // nil while open; else returned for operations on the closed stream, Cause saying why (nil: Close)
+	rdErr      *StreamClosedError // nil until the read side finished; then the error for reads, Cause saying why
+	closingErr error              // cause to close with when closing completes
+	x          *streamExtra       // rarely used state, allocated on first use
+
+	srvIdx   int32  // index in srv.streams
+	interest Events // events currently registered with the loop
+	errEvent Events // Error bits seen in this run
+
+	sock bool // fd is a socket: writes use send/sendmsg with MSG_NOSIGNAL
 	// The fd's access mode (F_GETFL at NewStream; sockets are both): a
 	// write-only fd (a pipe's write end) is never read and never asks for
 	// Read, a read-only one is never written.
-	noRead  bool
-	noWrite bool
+	noRead     bool
+	noWrite    bool
+	ownCfg     bool // cfg is this stream's own
+	registered bool // fd is in the loop's handler table
+	parked     bool // unregistered after Error with nowhere to read into; re-armed by the next request
+	inRun      bool // run() is on the stack: requests are recorded, not acted on
+	scheduled  bool // a deferred run is queued with AddCallback
+	probe      bool // the next run should try one read before waiting for readiness
+	connecting bool // Connect has not completed yet
+	draining   bool // the server is shutting down: close when idle
+	closeDone  bool // close notifications have been delivered
+	closed     bool // fd closed; no more I/O (closedErr is set)
+	rdDone     bool // read side finished: EOF, error or a limit (rdErr is set)
+	closing    bool // close once the write queue is empty
+	wrClosed   bool // CloseAfterFlush/CloseWrite called: no more writes
+	shutWrPend bool // CloseWrite: shutdown(SHUT_WR) once flushed
+	lingering  bool // closing: write side shut, discarding input until EOF
+	drainDue   bool // the queue emptied since onDrain last ran
+	writable   bool // the last write did not hit EAGAIN
+}
 
-	cfg streamConfig // limits and modes, fixed at creation (timeout settable)
+// streamExtra is the state of a Stream that most streams never use: a
+// connect in progress, a close callback, a lingering close, read timeouts,
+// OnDrain. Loop goroutine only, like the Stream.
+type streamExtra struct {
+	connectCb func(*Stream, error) // Connect's callback, cleared once called
+	connTimer *Timeout             // Connect's timeout
+	closeCb   func(error)          // user's close callback
+	onDrain   func()               // called when the write queue empties
+	ltimer    *Timeout             // bounds the lingering close
+	rtimer    *Timeout             // read-timeout timer, armed lazily
+	rtimerFn  func()               // s.onReadTimer, bound once
+	rtimerAt  time.Time            // the deadline rtimer was armed for
+	rdeadline time.Time            // when the pending read times out (zero: never)
+}
 
-	registered bool   // fd is in the loop's handler table
-	parked     bool   // unregistered after Error with nowhere to read into; re-armed by the next request
-	interest   Events // events currently registered with the loop
+// ext returns s.x, allocating it on first use.
+func (s *Stream) ext() *streamExtra {
+	if s.x == nil {
+		s.x = &streamExtra{}
+	}
+	return s.x
+}
 
-	inRun      bool   // run() is on the stack: requests are recorded, not acted on
-	scheduled  bool   // a deferred run is queued with AddCallback
-	probe      bool   // the next run should try one read before waiting for readiness
-	deferredFn func() // s.deferredRun, bound once so kick() does not allocate
+// queued is the number of bytes in the write queue.
+func (s *Stream) queued() int {
+	if s.wq == nil {
+		return 0
+	}
+	return s.wq.queued
+}
 
-	connecting bool                 // Connect has not completed yet
-	connectCb  func(*Stream, error) // Connect's callback, cleared once called
-	connTimer  *Timeout             // Connect's timeout
-	srv        *Server              // the server tracking this stream, if any
-	srvIdx     int                  // index in srv.streams
-	draining   bool                 // the server is shutting down: close when idle
-	peer       net.Addr             // peer address, from accept/connect or getpeername
-	closeCb    func(error)          // user's close callback
-	closeDone  bool                 // close notifications have been delivered
-	closed     bool                 // fd closed; no more I/O
-	cause      error                // why the stream closed (nil: Close)
-	closedErr  *StreamClosedError   // returned for operations on a closed stream
-	rdDone     bool                 // read side finished (EOF, error or a limit)
-	rdCause    error                // why the read side finished
-	rdErr      *StreamClosedError   // error for reads after rdDone
-	closing    bool                 // close once the write queue is empty
-	closingErr error                // cause to close with when closing completes
-	wrClosed   bool                 // CloseAfterFlush/CloseWrite called: no more writes
-	shutWrPend bool                 // CloseWrite: shutdown(SHUT_WR) once flushed
-	lingering  bool                 // closing: write side shut, discarding input until EOF
-	ltimer     *Timeout             // bounds the lingering close
-	rtimer     *Timeout             // read-timeout timer, armed lazily
-	rtimerAt   time.Time            // the deadline rtimer was armed for
-	rtimerFn   func()               // s.onReadTimer, bound once
-	rdeadline  time.Time            // when the pending read times out (zero: never)
-	read       readState            // the read buffer and the pending read
-	write      writeState           // the write queue and its callbacks
-	onDrain    func()               // called when the write queue empties
-	drainDue   bool                 // the queue emptied since onDrain last ran
-	writable   bool                 // the last write did not hit EAGAIN
-	errEvent   Events               // Error bits seen in this run
+// writeCallbacksDue reports whether Write callbacks wait to be told.
+func (s *Stream) writeCallbacksDue() bool { return s.wq != nil && s.wq.hasCallbacks() }
+
+// cause is why the stream closed (nil: Close, or still open).
+func (s *Stream) cause() error {
+	if s.closedErr == nil {
+		return nil
+	}
+	return s.closedErr.Cause
+}
+
+// rdCause is why the read side finished (nil: still reading, or Close).
+func (s *Stream) rdCause() error {
+	if s.rdErr == nil {
+		return nil
+	}
+	return s.rdErr.Cause
 }
 
 // StreamClosedError reports an operation on a stream that is closed (or
@@ -266,30 +309,39 @@ func NewStream(l *IOLoop, fd int, opts ...StreamOption) (*Stream, error) {
 		}
 	}
 	_, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	s := newStream(l, fd, err == nil, opts)
+	s := newStream(l, fd, err == nil, newStreamConfig(opts))
+	s.ownCfg = true
 	s.noRead = fl&unix.O_ACCMODE == unix.O_WRONLY
 	s.noWrite = fl&unix.O_ACCMODE == unix.O_RDONLY
 	return s, nil
 }
 
+// newStreamConfig applies opts to the defaults.
+func newStreamConfig(opts []StreamOption) *streamConfig {
+	c := &streamConfig{
+		initialRead: defaultInitialRead,
+		maxRead:     defaultMaxRead,
+		maxWrite:    defaultMaxWrite,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.initialRead > c.maxRead {
+		c.initialRead = c.maxRead
+	}
+	return c
+}
+
 // newStream builds a Stream for an fd already known to be non-blocking.
-func newStream(l *IOLoop, fd int, sock bool, opts []StreamOption) *Stream {
+// cfg may be shared with other streams (a server's): the stream copies it
+// before changing it.
+func newStream(l *IOLoop, fd int, sock bool, cfg *streamConfig) *Stream {
 	s := &Stream{
 		loop:     l,
 		fd:       fd,
 		sock:     sock,
 		writable: true,
-		cfg: streamConfig{
-			initialRead: defaultInitialRead,
-			maxRead:     defaultMaxRead,
-			maxWrite:    defaultMaxWrite,
-		},
-	}
-	for _, o := range opts {
-		o(&s.cfg)
-	}
-	if s.cfg.initialRead > s.cfg.maxRead {
-		s.cfg.initialRead = s.cfg.maxRead
+		cfg:      cfg,
 	}
 	s.deferredFn = s.deferredRun
 	return s
@@ -324,12 +376,7 @@ func (s *Stream) Closed() bool { return s.closed }
 // Err returns why the stream closed: nil while open or after Close, io.EOF
 // when the peer closed, otherwise the error that ended it. Loop goroutine
 // only.
-func (s *Stream) Err() error {
-	if !s.closed {
-		return nil
-	}
-	return s.cause
-}
+func (s *Stream) Err() error { return s.cause() }
 
 // Buffered returns the number of bytes read from the fd and not yet
 // consumed by a read callback. Loop goroutine only.
@@ -355,7 +402,9 @@ func (s *Stream) SetCloseCallback(fn func(error)) {
 		s.hop(func() { s.SetCloseCallback(fn) })
 		return
 	}
-	s.closeCb = fn
+	if fn != nil || s.x != nil {
+		s.ext().closeCb = fn
+	}
 	if s.closed && s.closeDone && fn != nil {
 		s.closeDone = false
 		s.kick()
@@ -373,6 +422,13 @@ func (s *Stream) SetReadTimeout(d time.Duration) {
 	if !s.callerOwns() {
 		s.hop(func() { s.SetReadTimeout(d) })
 		return
+	}
+	if s.cfg.readTimeout == d {
+		return
+	}
+	if !s.ownCfg { // shared with the server's other streams
+		c := *s.cfg
+		s.cfg, s.ownCfg = &c, true
 	}
 	s.cfg.readTimeout = d
 }
@@ -418,8 +474,7 @@ func (s *Stream) CloseAfterFlush() {
 	s.wrClosed = true
 	s.finishRead(nil)
 	if !s.closing {
-		s.closing = true
-		s.closingErr = nil
+		s.closing, s.closingErr = true, nil
 	}
 	s.kick()
 }
@@ -619,7 +674,7 @@ func (s *Stream) settle() {
 				continue
 			}
 		}
-		if s.write.queued > 0 && s.writable && !s.closed {
+		if s.queued() > 0 && s.writable && !s.closed {
 			s.flush()
 		}
 		if s.runWriteCallbacks() {
@@ -627,23 +682,23 @@ func (s *Stream) settle() {
 		}
 		if s.drainDue {
 			s.drainDue = false
-			if s.onDrain != nil && !s.closed {
-				s.onDrain()
+			if s.x != nil && s.x.onDrain != nil && !s.closed {
+				s.x.onDrain()
 				continue
 			}
 		}
 		if s.rdDone && !s.closed && !s.closing && !s.cfg.halfOpen {
-			s.closing, s.closingErr = true, s.rdCause
+			s.closing, s.closingErr = true, s.rdCause()
 		}
-		if s.shutWrPend && s.write.queued == 0 && !s.closed {
+		if s.shutWrPend && s.queued() == 0 && !s.closed {
 			s.shutWrPend = false
 			if err := unix.Shutdown(s.fd, unix.SHUT_WR); err != nil {
 				s.closeNow(os.NewSyscallError("shutdown", err))
 			}
 			continue
 		}
-		if s.closing && s.write.queued == 0 && !s.closed && !s.lingering {
-			if s.sock && s.rdCause != io.EOF {
+		if s.closing && s.queued() == 0 && !s.closed && !s.lingering {
+			if s.sock && s.rdCause() != io.EOF {
 				s.startLinger()
 			} else {
 				s.closeNow(s.closingErr)
@@ -665,14 +720,15 @@ func (s *Stream) settle() {
 			}
 			continue
 		}
-		if s.closed && !s.closeDone && s.read.op == opNone && !s.write.hasCallbacks() {
+		if s.closed && !s.closeDone && s.read.op == opNone && !s.writeCallbacksDue() {
 			s.closeDone = true
 			if s.srv != nil {
 				s.srv.streamClosed(s)
 			}
-			if cb := s.closeCb; cb != nil {
-				s.closeCb = nil
-				cb(s.cause)
+			if x := s.x; x != nil && x.closeCb != nil {
+				cb := x.closeCb
+				x.closeCb = nil
+				cb(s.cause())
 			}
 			continue
 		}
@@ -683,7 +739,7 @@ func (s *Stream) settle() {
 // idle reports whether a draining stream is only waiting for its peer: a
 // read pending, nothing buffered or queued, no callback due.
 func (s *Stream) idle() bool {
-	return s.read.op != opNone && s.read.end == s.read.start && s.write.queued == 0 && !s.write.hasCallbacks()
+	return s.read.op != opNone && s.read.end == s.read.start && s.queued() == 0 && !s.writeCallbacksDue()
 }
 
 // LingerTimeout bounds a lingering close (see CloseAfterFlush).
@@ -697,8 +753,9 @@ func (s *Stream) startLinger() {
 	}
 	s.lingering = true
 	s.read.ready = true
-	s.ltimer = s.loop.CallLater(LingerTimeout, func() {
-		s.ltimer = nil
+	x := s.ext()
+	x.ltimer = s.loop.CallLater(LingerTimeout, func() {
+		x.ltimer = nil
 		if !s.closed {
 			s.closeNow(s.closingErr)
 			s.run(None)
@@ -769,11 +826,9 @@ func (s *Stream) closeNow(cause error) {
 		return
 	}
 	s.closed = true
-	s.cause = cause
 	s.closedErr = &StreamClosedError{Cause: cause}
 	if !s.rdDone {
 		s.rdDone = true
-		s.rdCause = cause
 		s.rdErr = s.closedErr
 	}
 	s.read.ready = false
@@ -781,21 +836,17 @@ func (s *Stream) closeNow(cause error) {
 		s.registered = false
 		_ = s.loop.RemoveHandler(s.fd)
 	}
-	if s.rtimer != nil {
-		s.loop.RemoveTimeout(s.rtimer)
-		s.rtimer = nil
-	}
-	if s.connTimer != nil {
-		s.loop.RemoveTimeout(s.connTimer)
-		s.connTimer = nil
-	}
-	if s.ltimer != nil {
-		s.loop.RemoveTimeout(s.ltimer)
-		s.ltimer = nil
+	if x := s.x; x != nil {
+		s.loop.RemoveTimeout(x.rtimer) // a nil Timeout is a no-op
+		s.loop.RemoveTimeout(x.connTimer)
+		s.loop.RemoveTimeout(x.ltimer)
+		x.rtimer, x.connTimer, x.ltimer = nil, nil, nil
 	}
 	_ = unix.Close(s.fd)
 	s.fd = -1
-	s.write.drop()
+	if s.wq != nil {
+		s.wq.drop()
+	}
 }
 
 // updateInterest registers, re-registers or unregisters the fd so the loop
@@ -815,7 +866,7 @@ func (s *Stream) updateInterest() {
 		} else if !s.parked && s.wantsRead() {
 			want |= Read
 		}
-		if s.write.queued > 0 || s.shutWrPend {
+		if s.queued() > 0 || s.shutWrPend {
 			want |= Write
 		}
 	}
@@ -831,7 +882,7 @@ func (s *Stream) updateInterest() {
 		// the Error event (it never reads), so with a close callback set it
 		// registers even with nothing to wait for: epoll reports Error
 		// conditions whatever the interest.
-		if want == None && !(s.noRead && s.closeCb != nil) {
+		if want == None && !(s.noRead && s.x != nil && s.x.closeCb != nil) {
 			return
 		}
 		if err := s.loop.AddHandler(s.fd, (*streamHandler)(s), want); err != nil {

@@ -132,20 +132,21 @@ func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error
 	}
 	s.parked = false
 	if d := s.cfg.readTimeout; d > 0 && !s.closed {
-		s.rdeadline = s.loop.batchNow().Add(d)
-		if s.rtimer != nil && s.rdeadline.Before(s.rtimerAt) {
+		x := s.ext()
+		x.rdeadline = s.loop.batchNow().Add(d)
+		if x.rtimer != nil && x.rdeadline.Before(x.rtimerAt) {
 			// SetReadTimeout shortened the timeout: the armed timer
 			// would fire too late. (With an unchanged timeout deadlines
 			// only move later, so this costs nothing on a busy stream.)
-			s.loop.RemoveTimeout(s.rtimer)
-			s.rtimer = nil
+			s.loop.RemoveTimeout(x.rtimer)
+			x.rtimer = nil
 		}
-		if s.rtimer == nil {
-			if s.rtimerFn == nil {
-				s.rtimerFn = s.onReadTimer
+		if x.rtimer == nil {
+			if x.rtimerFn == nil {
+				x.rtimerFn = s.onReadTimer
 			}
-			s.rtimer = s.loop.CallLater(d, s.rtimerFn)
-			s.rtimerAt = s.rdeadline
+			x.rtimer = s.loop.CallLater(d, x.rtimerFn)
+			x.rtimerAt = x.rdeadline
 		}
 	}
 	if !s.inRun {
@@ -186,7 +187,7 @@ func (s *Stream) match() (n int, err error, ok bool) {
 		}
 	case opClose:
 		if s.rdDone {
-			if s.rdCause == io.EOF {
+			if s.rdCause() == io.EOF {
 				return avail, nil, true
 			}
 			return avail, s.rdErr, true
@@ -212,7 +213,7 @@ func (s *Stream) serveRead() bool {
 		if !s.closing {
 			s.closing, s.closingErr = true, err
 		}
-		if s.rdCause == err {
+		if s.rdCause() == err {
 			n, err = 0, s.rdErr
 		} else {
 			// The read side had already ended (EOF read ahead): the limit
@@ -223,7 +224,9 @@ func (s *Stream) serveRead() bool {
 	r := &s.read
 	cb := r.cb
 	r.op, r.cb, r.delim, r.scan = opNone, nil, nil, 0
-	s.rdeadline = time.Time{}
+	if s.x != nil {
+		s.x.rdeadline = time.Time{}
+	}
 	var p []byte
 	if n > 0 {
 		p = r.buf[r.start : r.start+n : r.start+n]
@@ -243,7 +246,6 @@ func (s *Stream) finishRead(cause error) {
 		return
 	}
 	s.rdDone = true
-	s.rdCause = cause
 	s.rdErr = &StreamClosedError{Cause: cause}
 	s.read.ready = false
 }
@@ -413,13 +415,14 @@ func (s *Stream) releaseRead() {
 // move with every read, but the timer is re-armed only when it fires, so a
 // busy stream costs one timer per timeout period, not one per read.
 func (s *Stream) onReadTimer() {
-	s.rtimer = nil
-	if s.closed || s.read.op == opNone || s.rdeadline.IsZero() {
+	x := s.x // set: the timer was armed through it
+	x.rtimer = nil
+	if s.closed || s.read.op == opNone || x.rdeadline.IsZero() {
 		return
 	}
-	if now := time.Now(); now.Before(s.rdeadline) {
-		s.rtimer = s.loop.CallLater(s.rdeadline.Sub(now), s.rtimerFn)
-		s.rtimerAt = s.rdeadline
+	if now := time.Now(); now.Before(x.rdeadline) {
+		x.rtimer = s.loop.CallLater(x.rdeadline.Sub(now), x.rtimerFn)
+		x.rtimerAt = x.rdeadline
 		return
 	}
 	s.closeNow(ErrTimeout)

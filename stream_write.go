@@ -71,26 +71,36 @@ func (s *Stream) Write(p []byte, cb func(error)) error {
 	if s.wrClosed {
 		return &StreamClosedError{Cause: errWriteClosed}
 	}
-	w := &s.write
-	if s.cfg.maxWrite > 0 && w.queued+len(p) > s.cfg.maxWrite {
+	w := s.wq
+	queued := s.queued()
+	if s.cfg.maxWrite > 0 && queued+len(p) > s.cfg.maxWrite {
 		return ErrWriteQueueFull
 	}
 	// Write straight out unless data is already queued (order), the fd
 	// is known to be full, or pipelined input is still buffered: then the
 	// answers are corked and leave in one writev when run settles.
-	if len(p) > 0 && w.queued == 0 && s.writable && !s.connecting && !(s.inRun && s.read.end > s.read.start) {
+	if len(p) > 0 && queued == 0 && s.writable && !s.connecting && !(s.inRun && s.read.end > s.read.start) {
 		n, e := s.writeOnce(p)
 		if e != 0 {
 			s.closeNow(os.NewSyscallError("write", e))
 			s.kick()
 			return s.closedErr
 		}
-		w.accepted += uint64(n)
-		w.done += uint64(n)
+		if w != nil { // the byte counts matter only to callbacks, which need w
+			w.accepted += uint64(n)
+			w.done += uint64(n)
+		}
 		p = p[n:]
 		if len(p) > 0 {
 			s.writable = false
 		}
+	}
+	if len(p) == 0 && cb == nil && queued == 0 {
+		return nil // the common case: all of it went out at once
+	}
+	if w == nil {
+		w = &writeState{}
+		s.wq = w
 	}
 	if len(p) > 0 {
 		// The loop's pools are the loop goroutine's: a Write made while
@@ -118,7 +128,7 @@ func (s *Stream) Write(p []byte, cb func(error)) error {
 
 // WriteQueueLen returns the number of bytes accepted by Write and not yet
 // handed to the kernel. Loop goroutine only.
-func (s *Stream) WriteQueueLen() int { return s.write.queued }
+func (s *Stream) WriteQueueLen() int { return s.queued() }
 
 // OnDrain sets fn to run on the loop goroutine each time the write queue
 // becomes empty after holding data (nil clears it). Together with
@@ -131,7 +141,9 @@ func (s *Stream) OnDrain(fn func()) {
 		s.hop(func() { s.OnDrain(fn) })
 		return
 	}
-	s.onDrain = fn
+	if fn != nil || s.x != nil {
+		s.ext().onDrain = fn
+	}
 }
 
 // writeOnce writes p once, retrying on EINTR; EAGAIN is (0, 0).
@@ -154,7 +166,7 @@ func (s *Stream) writeOnce(p []byte) (int, unix.Errno) {
 // flush writes queued chunks, several per writev, until the queue is
 // empty or the kernel takes less than offered.
 func (s *Stream) flush() {
-	w := &s.write
+	w := s.wq
 	sh := s.loop.sharedStreams()
 	for w.queued > 0 {
 		var n int
@@ -277,8 +289,8 @@ func (w *writeState) hasCallbacks() bool { return w.whead < len(w.waiters) }
 // runWriteCallbacks runs the oldest write callback if its bytes are out
 // (or the stream closed), reporting whether it ran one.
 func (s *Stream) runWriteCallbacks() bool {
-	w := &s.write
-	if w.whead == len(w.waiters) {
+	w := s.wq
+	if w == nil || w.whead == len(w.waiters) {
 		return false
 	}
 	ww := w.waiters[w.whead]
