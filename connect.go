@@ -106,9 +106,9 @@ func (c *connectOp) loopReleased() {
 	}
 	if s := c.stream; s != nil {
 		c.stream = nil
-		s.connecting = false
+		s.clear(fConnecting)
 		s.closeNow(ErrClosed)
-		s.closeDone = true
+		s.set(fCloseDone)
 	}
 	c.failClosed(ErrClosed)
 }
@@ -206,9 +206,9 @@ func (c *connectOp) start(t sockTarget) {
 		rawSetNoDelay(fd)
 	}
 	s := newStream(c.loop, fd, true, newStreamConfig(c.opts))
-	s.ownCfg = true
+	s.set(fOwnCfg)
 	if err == nil { // connected at once (typical for unix sockets)
-		s.writable = true
+		s.set(fWritable)
 		c.finish(s, nil)
 		return
 	}
@@ -218,11 +218,11 @@ func (c *connectOp) start(t sockTarget) {
 		c.stream = nil
 		c.finish(s, err)
 	}
-	s.connecting = true
+	s.set(fConnecting)
 	if !c.deadline.IsZero() {
 		x.connTimer = c.loop.CallAt(c.deadline, func() {
 			x.connTimer = nil
-			if s.connecting {
+			if s.is(fConnecting) {
 				s.connectFailed(ErrTimeout)
 			}
 		})
@@ -240,8 +240,8 @@ func (s *Stream) finishConnect() {
 		s.connectFailed(os.NewSyscallError("connect", err))
 		return
 	}
-	s.connecting = false
-	s.writable = true
+	s.clear(fConnecting)
+	s.set(fWritable)
 	x := s.ext()
 	s.loop.RemoveTimeout(x.connTimer)
 	x.connTimer = nil
@@ -253,12 +253,12 @@ func (s *Stream) finishConnect() {
 // connectFailed closes a stream that never connected; it has no user
 // callbacks, so there is nothing else to tell.
 func (s *Stream) connectFailed(err error) {
-	s.connecting = false
+	s.clear(fConnecting)
 	x := s.ext()
 	cb := x.connectCb
 	x.connectCb = nil
 	s.closeNow(err)
-	s.closeDone = true
+	s.set(fCloseDone)
 	if cb != nil {
 		cb(nil, err)
 	}

@@ -418,7 +418,7 @@ func (sv *Server) beginShutdown() {
 	sv.closeListener()
 	sv.shutting = true
 	for _, s := range sv.streams {
-		s.draining = true
+		s.set(fDraining)
 		s.kick()
 	}
 	if len(sv.streams) == 0 {

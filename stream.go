@@ -66,7 +66,7 @@ type Stream struct {
 	// state most streams never need lives behind x.
 
 	loop *IOLoop       // the loop that runs every callback; fixed at creation
-	cfg  *streamConfig // limits and modes, shared by a server's streams (SetReadTimeout copies it; see ownCfg)
+	cfg  *streamConfig // limits and modes, shared by a server's streams (SetReadTimeout copies it; see fOwnCfg)
 	fd   int           // the descriptor; -1 once closed
 
 	read readState   // the read buffer and the pending read
@@ -80,33 +80,57 @@ type Stream struct {
 	closingErr error              // cause to close with when closing completes
 	x          *streamExtra       // rarely used state, allocated on first use
 
-	srvIdx   int32  // index in srv.streams
-	interest Events // events currently registered with the loop
-	errEvent Events // Error bits seen in this run
+	srvIdx   int32       // index in srv.streams
+	interest Events      // events currently registered with the loop
+	errEvent Events      // Error bits seen in this run
+	flags    streamFlags // the stream's yes/no state; see streamFlags
+}
 
-	sock bool // fd is a socket: writes use send/sendmsg with MSG_NOSIGNAL
+// streamFlags packs a Stream's yes/no state into one word, so that the
+// struct stays small and settle can tell with one test that nothing but
+// reading and writing is going on (fAttention).
+type streamFlags uint32
+
+const (
+	fSock streamFlags = 1 << iota // fd is a socket: writes use send/sendmsg with MSG_NOSIGNAL
 	// The fd's access mode (F_GETFL at NewStream; sockets are both): a
 	// write-only fd (a pipe's write end) is never read and never asks for
 	// Read, a read-only one is never written.
-	noRead     bool
-	noWrite    bool
-	ownCfg     bool // cfg is this stream's own
-	registered bool // fd is in the loop's handler table
-	parked     bool // unregistered after Error with nowhere to read into; re-armed by the next request
-	inRun      bool // run() is on the stack: requests are recorded, not acted on
-	scheduled  bool // a deferred run is queued with AddCallback
-	probe      bool // the next run should try one read before waiting for readiness
-	connecting bool // Connect has not completed yet
-	draining   bool // the server is shutting down: close when idle
-	closeDone  bool // close notifications have been delivered
-	closed     bool // fd closed; no more I/O (closedErr is set)
-	rdDone     bool // read side finished: EOF, error or a limit (rdErr is set)
-	closing    bool // close once the write queue is empty
-	wrClosed   bool // CloseAfterFlush/CloseWrite called: no more writes
-	shutWrPend bool // CloseWrite: shutdown(SHUT_WR) once flushed
-	lingering  bool // closing: write side shut, discarding input until EOF
-	drainDue   bool // the queue emptied since onDrain last ran
-	writable   bool // the last write did not hit EAGAIN
+	fNoRead
+	fNoWrite
+	fOwnCfg     // cfg is this stream's own
+	fRegistered // fd is in the loop's handler table
+	fParked     // unregistered after Error with nowhere to read into; re-armed by the next request
+	fInRun      // run() is on the stack: requests are recorded, not acted on
+	fScheduled  // a deferred run is queued with AddCallback
+	fProbe      // the next run should try one read before waiting for readiness
+	fConnecting // Connect has not completed yet
+	fDraining   // the server is shutting down: close when idle
+	fCloseDone  // close notifications have been delivered
+	fClosed     // fd closed; no more I/O (closedErr is set)
+	fRdDone     // read side finished: EOF, error or a limit (rdErr is set)
+	fClosing    // close once the write queue is empty
+	fWrClosed   // CloseAfterFlush/CloseWrite called: no more writes
+	fShutWrPend // CloseWrite: shutdown(SHUT_WR) once flushed
+	fLingering  // closing: write side shut, discarding input until EOF
+	fDrainDue   // the queue emptied since onDrain last ran
+	fWritable   // the last write did not hit EAGAIN
+
+	// fAttention is what settle must look at beyond the pending read and
+	// the write queue: while none is set, a stream is just reading and
+	// writing.
+	fAttention = fDraining | fClosed | fRdDone | fClosing | fShutWrPend | fLingering | fDrainDue
+)
+
+func (s *Stream) is(f streamFlags) bool { return s.flags&f != 0 }
+func (s *Stream) set(f streamFlags)     { s.flags |= f }
+func (s *Stream) clear(f streamFlags)   { s.flags &^= f }
+func (s *Stream) setTo(f streamFlags, on bool) {
+	if on {
+		s.flags |= f
+	} else {
+		s.flags &^= f
+	}
 }
 
 // streamExtra is the state of a Stream that most streams never use: a
@@ -310,9 +334,9 @@ func NewStream(l *IOLoop, fd int, opts ...StreamOption) (*Stream, error) {
 	}
 	_, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
 	s := newStream(l, fd, err == nil, newStreamConfig(opts))
-	s.ownCfg = true
-	s.noRead = fl&unix.O_ACCMODE == unix.O_WRONLY
-	s.noWrite = fl&unix.O_ACCMODE == unix.O_RDONLY
+	s.set(fOwnCfg)
+	s.setTo(fNoRead, fl&unix.O_ACCMODE == unix.O_WRONLY)
+	s.setTo(fNoWrite, fl&unix.O_ACCMODE == unix.O_RDONLY)
 	return s, nil
 }
 
@@ -337,12 +361,12 @@ func newStreamConfig(opts []StreamOption) *streamConfig {
 // before changing it.
 func newStream(l *IOLoop, fd int, sock bool, cfg *streamConfig) *Stream {
 	s := &Stream{
-		loop:     l,
-		fd:       fd,
-		sock:     sock,
-		writable: true,
-		cfg:      cfg,
+		loop:  l,
+		fd:    fd,
+		cfg:   cfg,
+		flags: fWritable,
 	}
+	s.setTo(fSock, sock)
 	s.deferredFn = s.deferredRun
 	return s
 }
@@ -371,7 +395,7 @@ func (s *Stream) Fd() int { return s.fd }
 
 // Closed reports whether the stream is closed. Data already buffered can
 // still be read from a closed stream. Loop goroutine only.
-func (s *Stream) Closed() bool { return s.closed }
+func (s *Stream) Closed() bool { return s.is(fClosed) }
 
 // Err returns why the stream closed: nil while open or after Close, io.EOF
 // when the peer closed, otherwise the error that ended it. Loop goroutine
@@ -405,12 +429,12 @@ func (s *Stream) SetCloseCallback(fn func(error)) {
 	if fn != nil || s.x != nil {
 		s.ext().closeCb = fn
 	}
-	if s.closed && s.closeDone && fn != nil {
-		s.closeDone = false
+	if s.is(fClosed) && s.is(fCloseDone) && fn != nil {
+		s.clear(fCloseDone)
 		s.kick()
 		return
 	}
-	if !s.inRun {
+	if !s.is(fInRun) {
 		s.updateInterest() // reading ahead is how a close is noticed
 	}
 }
@@ -426,9 +450,10 @@ func (s *Stream) SetReadTimeout(d time.Duration) {
 	if s.cfg.readTimeout == d {
 		return
 	}
-	if !s.ownCfg { // shared with the server's other streams
+	if !s.is(fOwnCfg) { // shared with the server's other streams
 		c := *s.cfg
-		s.cfg, s.ownCfg = &c, true
+		s.cfg = &c
+		s.set(fOwnCfg)
 	}
 	s.cfg.readTimeout = d
 }
@@ -448,7 +473,7 @@ func (s *Stream) Close() {
 		s.closeOffLoop(s.Close)
 		return
 	}
-	if s.closed {
+	if s.is(fClosed) {
 		return
 	}
 	s.closeNow(nil)
@@ -468,13 +493,14 @@ func (s *Stream) CloseAfterFlush() {
 		s.closeOffLoop(s.CloseAfterFlush)
 		return
 	}
-	if s.closed {
+	if s.is(fClosed) {
 		return
 	}
-	s.wrClosed = true
+	s.set(fWrClosed)
 	s.finishRead(nil)
-	if !s.closing {
-		s.closing, s.closingErr = true, nil
+	if !s.is(fClosing) {
+		s.set(fClosing)
+		s.closingErr = nil
 	}
 	s.kick()
 }
@@ -500,14 +526,14 @@ func (s *Stream) CloseWrite() error {
 	if !s.callerOwns() {
 		return ErrNotOnLoop
 	}
-	if s.closed {
+	if s.is(fClosed) {
 		return s.closedErr
 	}
-	if !s.sock {
+	if !s.is(fSock) {
 		return os.NewSyscallError("shutdown", unix.ENOTSOCK)
 	}
-	s.wrClosed = true
-	s.shutWrPend = true
+	s.set(fWrClosed)
+	s.set(fShutWrPend)
 	s.kick()
 	return nil
 }
@@ -515,7 +541,7 @@ func (s *Stream) CloseWrite() error {
 // RemoteAddr returns the peer's address for a socket (nil otherwise).
 // Loop goroutine only (it caches the address).
 func (s *Stream) RemoteAddr() net.Addr {
-	if s.peer == nil && s.sock && s.fd >= 0 {
+	if s.peer == nil && s.is(fSock) && s.fd >= 0 {
 		if sa, err := unix.Getpeername(s.fd); err == nil {
 			s.peer = sockaddrToAddr(sa, s.fd)
 		}
@@ -526,7 +552,7 @@ func (s *Stream) RemoteAddr() net.Addr {
 // LocalAddr returns the socket's local address (nil otherwise). Loop
 // goroutine only (it reads the fd, which the loop may close).
 func (s *Stream) LocalAddr() net.Addr {
-	if !s.sock || s.fd < 0 {
+	if !s.is(fSock) || s.fd < 0 {
 		return nil
 	}
 	sa, err := unix.Getsockname(s.fd)
@@ -543,7 +569,7 @@ func (s *Stream) SetNoDelay(on bool) error {
 	if !s.callerOwns() {
 		return ErrNotOnLoop
 	}
-	if s.closed {
+	if s.is(fClosed) {
 		return s.closedErr
 	}
 	return os.NewSyscallError("setsockopt", unix.SetsockoptInt(s.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, boolInt(on)))
@@ -556,7 +582,7 @@ func (s *Stream) SetKeepAlive(on bool, idle time.Duration) error {
 	if !s.callerOwns() {
 		return ErrNotOnLoop
 	}
-	if s.closed {
+	if s.is(fClosed) {
 		return s.closedErr
 	}
 	if err := unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolInt(on)); err != nil {
@@ -591,17 +617,17 @@ func (h *streamHandler) HandleEvents(fd int, ev Events) { (*Stream)(h).run(ev) }
 // kick arranges for run to be called soon on the loop goroutine. Inside run
 // it does nothing: settle is about to look at everything anyway.
 func (s *Stream) kick() {
-	if s.inRun || s.scheduled {
+	if s.is(fInRun) || s.is(fScheduled) {
 		return
 	}
-	s.scheduled = true
+	s.set(fScheduled)
 	if s.loop.AddCallback(s.deferredFn) != nil {
-		s.scheduled = false // loop closed: nothing will ever run again
+		s.clear(fScheduled) // loop closed: nothing will ever run again
 	}
 }
 
 func (s *Stream) deferredRun() {
-	s.scheduled = false
+	s.clear(fScheduled)
 	s.run(None)
 }
 
@@ -609,15 +635,15 @@ func (s *Stream) deferredRun() {
 // deferred work and timers all come through here, so callbacks run in one
 // place and the interest set is recomputed once per visit.
 func (s *Stream) run(ev Events) {
-	if s.inRun {
+	if s.is(fInRun) {
 		return
 	}
-	s.inRun = true
+	s.set(fInRun)
 	ok := false
 	defer func() {
 		if !ok { // a user callback panicked: the loop logs it, we close
 			s.releaseRead()
-			s.inRun = false
+			s.clear(fInRun)
 			s.closeNow(errStreamPanic)
 			s.kick()
 		}
@@ -625,30 +651,30 @@ func (s *Stream) run(ev Events) {
 	if ev&Error != 0 {
 		s.errEvent |= ev & Error
 	}
-	if s.connecting {
+	if s.is(fConnecting) {
 		if ev&(Write|Error) != 0 {
 			s.finishConnect()
 		}
 	} else {
 		if ev&(Write|Error) != 0 {
-			s.writable = true
+			s.set(fWritable)
 		}
 		if ev&(Read|Error) != 0 {
 			s.read.ready = true
 		}
-		if s.probe {
-			s.probe = false
+		if s.is(fProbe) {
+			s.clear(fProbe)
 			s.read.ready = true
 		}
 	}
 	s.settle()
-	if s.errEvent != 0 && !s.closed {
+	if s.errEvent != 0 && !s.is(fClosed) {
 		s.handleErrorEvent()
 		s.settle()
 	}
 	s.errEvent = 0
 	s.releaseRead()
-	s.inRun = false
+	s.clear(fInRun)
 	ok = true
 	s.updateInterest()
 }
@@ -659,69 +685,77 @@ func (s *Stream) run(ev Events) {
 // callbacks may queue more work, so it loops until nothing moves.
 func (s *Stream) settle() {
 	for {
-		if s.connecting {
+		if s.is(fConnecting) {
 			return
 		}
-		if s.read.op != opNone {
-			if s.serveRead() {
+		if r := &s.read; r.op != opNone {
+			// (With nothing buffered a read cannot complete before the
+			// read side ends: skip straight to reading.)
+			if (r.end > r.start || s.is(fRdDone)) && s.serveRead() {
 				continue
 			}
-			if s.read.ready && s.fill() {
+			if r.ready && s.fill() {
 				continue
 			}
 		} else if s.read.ready && s.wantsRead() {
-			if s.fill() && s.rdDone {
+			if s.fill() && s.is(fRdDone) {
 				continue
 			}
 		}
-		if s.queued() > 0 && s.writable && !s.closed {
-			s.flush()
+		if w := s.wq; w != nil {
+			if w.queued > 0 && s.is(fWritable) && !s.is(fClosed) {
+				s.flush()
+			}
+			if s.runWriteCallbacks() {
+				continue
+			}
 		}
-		if s.runWriteCallbacks() {
-			continue
+		if s.flags&fAttention == 0 {
+			return // only reading and writing going on: done
 		}
-		if s.drainDue {
-			s.drainDue = false
-			if s.x != nil && s.x.onDrain != nil && !s.closed {
+		if s.is(fDrainDue) {
+			s.clear(fDrainDue)
+			if s.x != nil && s.x.onDrain != nil && !s.is(fClosed) {
 				s.x.onDrain()
 				continue
 			}
 		}
-		if s.rdDone && !s.closed && !s.closing && !s.cfg.halfOpen {
-			s.closing, s.closingErr = true, s.rdCause()
+		if s.is(fRdDone) && !s.is(fClosed) && !s.is(fClosing) && !s.cfg.halfOpen {
+			s.set(fClosing)
+			s.closingErr = s.rdCause()
 		}
-		if s.shutWrPend && s.queued() == 0 && !s.closed {
-			s.shutWrPend = false
+		if s.is(fShutWrPend) && s.queued() == 0 && !s.is(fClosed) {
+			s.clear(fShutWrPend)
 			if err := unix.Shutdown(s.fd, unix.SHUT_WR); err != nil {
 				s.closeNow(os.NewSyscallError("shutdown", err))
 			}
 			continue
 		}
-		if s.closing && s.queued() == 0 && !s.closed && !s.lingering {
-			if s.sock && s.rdCause() != io.EOF {
+		if s.is(fClosing) && s.queued() == 0 && !s.is(fClosed) && !s.is(fLingering) {
+			if s.is(fSock) && s.rdCause() != io.EOF {
 				s.startLinger()
 			} else {
 				s.closeNow(s.closingErr)
 			}
 			continue
 		}
-		if s.lingering && s.read.ready && !s.closed {
+		if s.is(fLingering) && s.read.ready && !s.is(fClosed) {
 			s.lingerDrain()
 			continue
 		}
-		if s.draining && !s.closed && s.idle() {
+		if s.is(fDraining) && !s.is(fClosed) && s.idle() {
 			// One last look, so a request already in the kernel is
 			// served rather than cut off.
-			if !s.rdDone && s.fill() {
+			if !s.is(fRdDone) && s.fill() {
 				continue
 			}
-			if !s.closed {
+			if !s.is(fClosed) {
 				s.closeNow(ErrShutdown)
 			}
 			continue
 		}
-		if s.closed && !s.closeDone && s.read.op == opNone && !s.writeCallbacksDue() {
-			s.closeDone = true
+		if s.is(fClosed) && !s.is(fCloseDone) && s.read.op == opNone && !s.writeCallbacksDue() {
+			s.set(fCloseDone)
 			if s.srv != nil {
 				s.srv.streamClosed(s)
 			}
@@ -751,12 +785,12 @@ func (s *Stream) startLinger() {
 		s.closeNow(s.closingErr)
 		return
 	}
-	s.lingering = true
+	s.set(fLingering)
 	s.read.ready = true
 	x := s.ext()
 	x.ltimer = s.loop.CallLater(LingerTimeout, func() {
 		x.ltimer = nil
-		if !s.closed {
+		if !s.is(fClosed) {
 			s.closeNow(s.closingErr)
 			s.run(None)
 		}
@@ -792,25 +826,25 @@ func (s *Stream) lingerDrain() {
 func (s *Stream) handleErrorEvent() {
 	const epollErr, epollHup = 0x8, 0x10
 	switch {
-	case s.lingering:
+	case s.is(fLingering):
 		s.closeNow(s.closingErr)
-	case s.errEvent&epollErr != 0, s.noRead:
+	case s.errEvent&epollErr != 0, s.is(fNoRead):
 		// On a write-only fd every Error condition means the reading side
 		// is gone (a pipe reports EPOLLERR then).
 		s.closeNow(s.socketError())
-	case s.rdDone:
+	case s.is(fRdDone):
 		s.closeNow(io.EOF) // hang-up and nothing left to read
 	case s.read.ready:
 		// The peer hung up but the stream does not read now (see
 		// wantsRead: data is buffered and no read is pending): stop
 		// watching until the user reads again (no data is lost).
-		s.parked = true
+		s.set(fParked)
 	}
 }
 
 // socketError fetches the pending error of a socket after EPOLLERR.
 func (s *Stream) socketError() error {
-	if s.sock {
+	if s.is(fSock) {
 		if v, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && v != 0 {
 			return os.NewSyscallError("read", unix.Errno(v))
 		}
@@ -822,18 +856,18 @@ func (s *Stream) socketError() error {
 // closeNow closes the fd and marks the stream closed. Callbacks are
 // delivered by settle; callers outside run must kick.
 func (s *Stream) closeNow(cause error) {
-	if s.closed {
+	if s.is(fClosed) {
 		return
 	}
-	s.closed = true
+	s.set(fClosed)
 	s.closedErr = &StreamClosedError{Cause: cause}
-	if !s.rdDone {
-		s.rdDone = true
+	if !s.is(fRdDone) {
+		s.set(fRdDone)
 		s.rdErr = s.closedErr
 	}
 	s.read.ready = false
-	if s.registered {
-		s.registered = false
+	if s.is(fRegistered) {
+		s.clear(fRegistered)
 		_ = s.loop.RemoveHandler(s.fd)
 	}
 	if x := s.x; x != nil {
@@ -854,35 +888,49 @@ func (s *Stream) closeNow(cause error) {
 // a read callback that immediately asks for the next read costs no
 // epoll_ctl at all.
 func (s *Stream) updateInterest() {
-	if s.closed {
+	if s.flags&(fRegistered|fClosed|fConnecting|fLingering|fParked|fShutWrPend) == fRegistered {
+		// The common case, a registered stream reading and writing:
+		// nothing to do unless the interest changed.
+		want := None
+		if s.wantsRead() {
+			want = Read
+		}
+		if s.wq != nil && s.wq.queued > 0 {
+			want |= Write
+		}
+		if want == s.interest {
+			return
+		}
+	}
+	if s.is(fClosed) {
 		return
 	}
 	var want Events
-	if s.connecting {
+	if s.is(fConnecting) {
 		want = Write
 	} else {
-		if s.lingering {
+		if s.is(fLingering) {
 			want |= Read
-		} else if !s.parked && s.wantsRead() {
+		} else if !s.is(fParked) && s.wantsRead() {
 			want |= Read
 		}
-		if s.queued() > 0 || s.shutWrPend {
+		if s.queued() > 0 || s.is(fShutWrPend) {
 			want |= Write
 		}
 	}
-	if s.parked && want&Write == 0 {
-		if s.registered {
-			s.registered = false
+	if s.is(fParked) && want&Write == 0 {
+		if s.is(fRegistered) {
+			s.clear(fRegistered)
 			_ = s.loop.RemoveHandler(s.fd)
 		}
 		return
 	}
-	if !s.registered {
+	if !s.is(fRegistered) {
 		// A write-only stream notices its reader going away only through
 		// the Error event (it never reads), so with a close callback set it
 		// registers even with nothing to wait for: epoll reports Error
 		// conditions whatever the interest.
-		if want == None && !(s.noRead && s.x != nil && s.x.closeCb != nil) {
+		if want == None && !(s.is(fNoRead) && s.x != nil && s.x.closeCb != nil) {
 			return
 		}
 		if err := s.loop.AddHandler(s.fd, (*streamHandler)(s), want); err != nil {
@@ -890,7 +938,8 @@ func (s *Stream) updateInterest() {
 			s.kick()
 			return
 		}
-		s.registered, s.interest = true, want
+		s.set(fRegistered)
+		s.interest = want
 		return
 	}
 	if want != s.interest {

@@ -115,7 +115,7 @@ func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error
 	if cb == nil {
 		return errNilCallback
 	}
-	if s.noRead {
+	if s.is(fNoRead) {
 		return errWriteOnly
 	}
 	r := &s.read
@@ -123,15 +123,15 @@ func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error
 		return ErrReadPending
 	}
 	r.op, r.delim, r.n, r.cb, r.scan = op, delim, n, cb, 0
-	if s.rdDone && op != opClose {
+	if s.is(fRdDone) && op != opClose {
 		// The read side is over: fail at once unless the buffer can serve it.
 		if n, err, _ := s.match(); n == 0 && err == s.rdErr {
 			r.op, r.delim, r.cb = opNone, nil, nil
 			return s.rdErr
 		}
 	}
-	s.parked = false
-	if d := s.cfg.readTimeout; d > 0 && !s.closed {
+	s.clear(fParked)
+	if d := s.cfg.readTimeout; d > 0 && !s.is(fClosed) {
 		x := s.ext()
 		x.rdeadline = s.loop.batchNow().Add(d)
 		if x.rtimer != nil && x.rdeadline.Before(x.rtimerAt) {
@@ -149,8 +149,8 @@ func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error
 			x.rtimerAt = x.rdeadline
 		}
 	}
-	if !s.inRun {
-		s.probe = true
+	if !s.is(fInRun) {
+		s.set(fProbe)
 		s.kick()
 	}
 	return nil
@@ -162,6 +162,9 @@ func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error
 func (s *Stream) match() (n int, err error, ok bool) {
 	r := &s.read
 	avail := r.end - r.start
+	if avail == 0 && !s.is(fRdDone) {
+		return 0, nil, false // the common case when a read starts: wait for data
+	}
 	switch r.op {
 	case opSome:
 		if avail > 0 {
@@ -186,7 +189,7 @@ func (s *Stream) match() (n int, err error, ok bool) {
 			r.scan = k
 		}
 	case opClose:
-		if s.rdDone {
+		if s.is(fRdDone) {
 			if s.rdCause() == io.EOF {
 				return avail, nil, true
 			}
@@ -196,7 +199,7 @@ func (s *Stream) match() (n int, err error, ok bool) {
 			return 0, ErrBufferFull, true
 		}
 	}
-	if s.rdDone {
+	if s.is(fRdDone) {
 		return 0, s.rdErr, true
 	}
 	return 0, nil, false
@@ -210,8 +213,9 @@ func (s *Stream) serveRead() bool {
 	}
 	if err == ErrDelimiterNotFound || err == ErrBufferFull {
 		s.finishRead(err)
-		if !s.closing {
-			s.closing, s.closingErr = true, err
+		if !s.is(fClosing) {
+			s.set(fClosing)
+			s.closingErr = err
 		}
 		if s.rdCause() == err {
 			n, err = 0, s.rdErr
@@ -242,10 +246,10 @@ func (s *Stream) serveRead() bool {
 // finishRead ends the read side: later reads are served from the buffer or
 // fail with an error wrapping cause.
 func (s *Stream) finishRead(cause error) {
-	if s.rdDone {
+	if s.is(fRdDone) {
 		return
 	}
-	s.rdDone = true
+	s.set(fRdDone)
 	s.rdErr = &StreamClosedError{Cause: cause}
 	s.read.ready = false
 }
@@ -269,7 +273,7 @@ func (s *Stream) finishRead(cause error) {
 func (s *Stream) wantsRead() bool {
 	r := &s.read
 	switch {
-	case s.rdDone, s.noRead:
+	case s.is(fRdDone), s.is(fNoRead):
 		return false
 	case r.op == opNone:
 		return r.end == r.start
@@ -305,6 +309,10 @@ func (s *Stream) fill() bool {
 	}
 	sh := s.loop.sharedStreams()
 	switch {
+	case r.buf == nil && sh.holder == nil:
+		// The common case: nothing buffered, read into the shared buffer.
+		r.buf, r.start, r.end, r.shared = sh.rbuf, 0, 0, true
+		sh.holder = s
 	case r.shared:
 		// A second read in this run (the first filled its room).
 		if r.start == r.end {
@@ -404,9 +412,17 @@ func (s *Stream) dropReadBuf(sh *streamShared) {
 func (s *Stream) releaseRead() {
 	r := &s.read
 	switch {
-	case r.shared && r.end > r.start:
-		s.ownRead(s.loop.sharedStreams(), r.end-r.start)
-	case r.buf != nil && r.end == r.start:
+	case r.buf == nil:
+	case r.end > r.start:
+		if r.shared {
+			s.ownRead(s.loop.sharedStreams(), r.end-r.start)
+		}
+	case r.shared: // the common case: the callbacks took everything
+		r.buf, r.start, r.end, r.shared = nil, 0, 0, false
+		if sh := s.loop.streams; sh.holder == s {
+			sh.holder = nil
+		}
+	default:
 		s.dropReadBuf(s.loop.sharedStreams())
 	}
 }
@@ -417,7 +433,7 @@ func (s *Stream) releaseRead() {
 func (s *Stream) onReadTimer() {
 	x := s.x // set: the timer was armed through it
 	x.rtimer = nil
-	if s.closed || s.read.op == opNone || x.rdeadline.IsZero() {
+	if s.is(fClosed) || s.read.op == opNone || x.rdeadline.IsZero() {
 		return
 	}
 	if now := time.Now(); now.Before(x.rdeadline) {

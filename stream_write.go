@@ -62,24 +62,27 @@ func (s *Stream) Write(p []byte, cb func(error)) error {
 	if !s.callerOwns() {
 		return ErrNotOnLoop
 	}
-	if s.noWrite {
-		return errReadOnly
-	}
-	if s.closed {
-		return s.closedErr
-	}
-	if s.wrClosed {
+	if s.flags&(fNoWrite|fClosed|fWrClosed) != 0 {
+		switch {
+		case s.is(fNoWrite):
+			return errReadOnly
+		case s.is(fClosed):
+			return s.closedErr
+		}
 		return &StreamClosedError{Cause: errWriteClosed}
 	}
 	w := s.wq
-	queued := s.queued()
+	queued := 0
+	if w != nil {
+		queued = w.queued
+	}
 	if s.cfg.maxWrite > 0 && queued+len(p) > s.cfg.maxWrite {
 		return ErrWriteQueueFull
 	}
 	// Write straight out unless data is already queued (order), the fd
 	// is known to be full, or pipelined input is still buffered: then the
 	// answers are corked and leave in one writev when run settles.
-	if len(p) > 0 && queued == 0 && s.writable && !s.connecting && !(s.inRun && s.read.end > s.read.start) {
+	if len(p) > 0 && queued == 0 && s.flags&(fWritable|fConnecting) == fWritable && (!s.is(fInRun) || s.read.end == s.read.start) {
 		n, e := s.writeOnce(p)
 		if e != 0 {
 			s.closeNow(os.NewSyscallError("write", e))
@@ -92,7 +95,7 @@ func (s *Stream) Write(p []byte, cb func(error)) error {
 		}
 		p = p[n:]
 		if len(p) > 0 {
-			s.writable = false
+			s.clear(fWritable)
 		}
 	}
 	if len(p) == 0 && cb == nil && queued == 0 {
@@ -115,9 +118,9 @@ func (s *Stream) Write(p []byte, cb func(error)) error {
 	if cb != nil {
 		w.waiters = append(w.waiters, writeWaiter{end: w.accepted, cb: cb})
 	}
-	if !s.inRun {
+	if !s.is(fInRun) {
 		if w.queued > 0 {
-			s.parked = false
+			s.clear(fParked)
 			s.updateInterest()
 		} else if cb != nil {
 			s.kick() // already done: report it from the loop
@@ -149,7 +152,7 @@ func (s *Stream) OnDrain(fn func()) {
 // writeOnce writes p once, retrying on EINTR; EAGAIN is (0, 0).
 func (s *Stream) writeOnce(p []byte) (int, unix.Errno) {
 	for {
-		n, e := rawWrite(s.fd, p, s.sock)
+		n, e := rawWrite(s.fd, p, s.is(fSock))
 		switch e {
 		case 0:
 			return n, 0
@@ -175,7 +178,7 @@ func (s *Stream) flush() {
 		if len(w.chunks)-w.head == 1 {
 			b := w.chunks[w.head][w.off:]
 			offered = len(b)
-			n, e = rawWrite(s.fd, b, s.sock)
+			n, e = rawWrite(s.fd, b, s.is(fSock))
 		} else {
 			if sh.iov == nil {
 				sh.iov = make([]unix.Iovec, maxIov)
@@ -191,7 +194,7 @@ func (s *Stream) flush() {
 				offered += len(b)
 				k++
 			}
-			n, e = rawWritev(s.fd, sh.iov[:k], &sh.msg, s.sock)
+			n, e = rawWritev(s.fd, sh.iov[:k], &sh.msg, s.is(fSock))
 			clear(sh.iov[:k]) // hold no stream's chunks
 		}
 		switch e {
@@ -199,7 +202,7 @@ func (s *Stream) flush() {
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			s.writable = false
+			s.clear(fWritable)
 			return
 		default:
 			s.closeNow(os.NewSyscallError("write", e))
@@ -207,10 +210,10 @@ func (s *Stream) flush() {
 		}
 		w.consume(sh, n)
 		if w.queued == 0 {
-			s.drainDue = true
+			s.set(fDrainDue)
 		}
 		if n < offered {
-			s.writable = false
+			s.clear(fWritable)
 			return
 		}
 	}
@@ -297,7 +300,7 @@ func (s *Stream) runWriteCallbacks() bool {
 	var err error
 	switch {
 	case ww.end <= w.done:
-	case s.closed:
+	case s.is(fClosed):
 		err = s.closedErr
 	default:
 		return false
