@@ -860,7 +860,11 @@ func (s *Stream) closeNow(cause error) {
 		return
 	}
 	s.set(fClosed)
-	s.closedErr = &StreamClosedError{Cause: cause}
+	if cause == io.EOF && s.rdErr != nil && s.rdErr.Cause == io.EOF {
+		s.closedErr = s.rdErr // the usual end: the read side's EOF closed the stream
+	} else {
+		s.closedErr = &StreamClosedError{Cause: cause}
+	}
 	if !s.is(fRdDone) {
 		s.set(fRdDone)
 		s.rdErr = s.closedErr
