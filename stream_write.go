@@ -11,13 +11,14 @@ import (
 
 const (
 	// writeChunk is the largest buffer queued data is copied into. A
-	// queue's first chunk is sized to its first write (at least
-	// minWriteChunk), each next one twice the last, up to writeChunk;
+	// queue's first chunk is sized to its first write, at least
+	// minWriteChunk (a page: the answers to a burst of pipelined requests
+	// leave in one send), each next one twice the last, up to writeChunk;
 	// small writes share a chunk, a larger one spans several. Chunks come
 	// from the loop's pools and go back as soon as they are written, so an
 	// empty queue holds no buffer.
 	writeChunk    = 16 << 10
-	minWriteChunk = 1 << 10
+	minWriteChunk = 4 << 10
 	// maxIov bounds one writev: far below IOV_MAX (1024), and more than
 	// a socket buffer's worth of chunks.
 	maxIov = 64
