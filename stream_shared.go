@@ -1,3 +1,5 @@
+//go:build linux
+
 package ioloop
 
 import (
@@ -19,8 +21,7 @@ import (
 //     giving it back allocates nothing in the steady state.
 //   - The writev vector and message header of flush.
 //
-// (Platform-neutral, so that IOLoop can hold it on every build.) All of
-// it belongs to the loop goroutine: a stream touches it only inside
+// All of it belongs to the loop goroutine: a stream touches it only inside
 // its run (fill, flush, releaseRead), which only the loop calls.
 
 const (
