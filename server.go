@@ -336,6 +336,20 @@ func (sv *Server) serve(nfd int) {
 	s.srvIdx = int32(len(sv.streams))
 	sv.streams = append(sv.streams, s)
 	sv.nStreams.Add(1)
+	// What the handler asks of the stream (its first read, typically) is
+	// acted on right after it returns, rather than in a callback of the
+	// next iteration: same order, one loop round less per connection.
+	s.set(fInHandler)
+	sv.callHandler(s, peer)
+	s.clear(fInHandler)
+	if s.is(fScheduled) {
+		s.clear(fScheduled)
+		s.run(None)
+	}
+}
+
+// callHandler runs the handler; a panic is logged and closes the stream.
+func (sv *Server) callHandler(s *Stream, peer net.Addr) {
 	defer func() {
 		if r := recover(); r != nil {
 			sv.log.Error("ioloop: panic in stream handler; connection closed",

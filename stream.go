@@ -72,7 +72,7 @@ type Stream struct {
 	read readState   // the read buffer and the pending read
 	wq   *writeState // the write queue and its callbacks; nil until the first Write that queues or has a callback
 
-	deferredFn func()             // s.deferredRun, bound once so kick() does not allocate
+	deferredFn func()             // s.deferredRun, bound on the first kick so later kicks do not allocate
 	srv        *Server            // the server tracking this stream, if any
 	peer       net.Addr           // peer address, from accept/connect or getpeername
 	closedErr  *StreamClosedError // nil while open; else returned for operations on the closed stream, Cause saying why (nil: Close)
@@ -115,6 +115,7 @@ const (
 	fLingering  // closing: write side shut, discarding input until EOF
 	fDrainDue   // the queue emptied since onDrain last ran
 	fWritable   // the last write did not hit EAGAIN
+	fInHandler  // a server's handler is running for this new stream: kick leaves the run to Server.serve
 
 	// fAttention is what settle must look at beyond the pending read and
 	// the write queue: while none is set, a stream is just reading and
@@ -367,7 +368,6 @@ func newStream(l *IOLoop, fd int, sock bool, cfg *streamConfig) *Stream {
 		flags: fWritable,
 	}
 	s.setTo(fSock, sock)
-	s.deferredFn = s.deferredRun
 	return s
 }
 
@@ -621,6 +621,12 @@ func (s *Stream) kick() {
 		return
 	}
 	s.set(fScheduled)
+	if s.is(fInHandler) {
+		return // Server.serve runs it as the handler returns
+	}
+	if s.deferredFn == nil {
+		s.deferredFn = s.deferredRun
+	}
 	if s.loop.AddCallback(s.deferredFn) != nil {
 		s.clear(fScheduled) // loop closed: nothing will ever run again
 	}
