@@ -73,17 +73,16 @@ func (s *Stream) Write(p []byte, cb func(error)) error {
 		return &StreamClosedError{Cause: errWriteClosed}
 	}
 	w := s.wq
-	queued := 0
-	if w != nil {
-		queued = w.queued
+	if w != nil && w.queued > 0 {
+		return s.queueWrite(p, cb) // behind what is queued already
 	}
-	if s.cfg.maxWrite > 0 && queued+len(p) > s.cfg.maxWrite {
+	if max := s.cfg.maxWrite; max > 0 && len(p) > max {
 		return ErrWriteQueueFull
 	}
-	// Write straight out unless data is already queued (order), the fd
-	// is known to be full, or pipelined input is still buffered: then the
-	// answers are corked and leave in one writev when run settles.
-	if len(p) > 0 && queued == 0 && s.flags&(fWritable|fConnecting) == fWritable && (!s.is(fInRun) || s.read.end == s.read.start) {
+	// Write straight out unless the fd is known to be full or pipelined
+	// input is still buffered: then the answers are corked and leave in
+	// one writev when run settles.
+	if len(p) > 0 && s.flags&(fWritable|fConnecting) == fWritable && (!s.is(fInRun) || s.read.end == s.read.start) {
 		n, e := s.writeOnce(p)
 		if e != 0 {
 			s.closeNow(os.NewSyscallError("write", e))
@@ -99,18 +98,28 @@ func (s *Stream) Write(p []byte, cb func(error)) error {
 			s.clear(fWritable)
 		}
 	}
-	if len(p) == 0 && cb == nil && queued == 0 {
+	if len(p) == 0 && cb == nil {
 		return nil // the common case: all of it went out at once
 	}
+	return s.queueWrite(p, cb)
+}
+
+// queueWrite is Write's second half: queue p (copied into pooled chunks)
+// and register cb.
+func (s *Stream) queueWrite(p []byte, cb func(error)) error {
+	w := s.wq
 	if w == nil {
 		w = &writeState{}
 		s.wq = w
+	}
+	if max := s.cfg.maxWrite; max > 0 && w.queued+len(p) > max {
+		return ErrWriteQueueFull
 	}
 	if len(p) > 0 {
 		// The loop's pools are the loop goroutine's: a Write made while
 		// the loop is not running (setting a stream up) allocates.
 		var sh *streamShared
-		if s.loop.owner.Load() != 0 {
+		if s.is(fInRun) || s.loop.owner.Load() != 0 {
 			sh = s.loop.sharedStreams()
 		}
 		w.enqueue(sh, p)
