@@ -36,11 +36,14 @@ const (
 	// the own buffer goes back to the pool. Larger leftovers (a long
 	// ReadBytes in progress) stay put and the read appends to them.
 	copyToSharedMax = 4 << 10
-	// Buffer pools: classes minBufClass << k, each keeping at most
-	// poolClassBudget bytes (and at least two buffers) of emptied buffers.
+	// Buffer pools: classes 512 B << k up to maxPooledBuf, each
+	// keeping at most poolClassBudget bytes (at least one buffer) of
+	// emptied buffers, so a loop keeps at most 2.5 MiB for its streams
+	// however many it served. A larger buffer (a read of more than 256
+	// KiB in progress) is allocated to fit and left to the GC once empty.
 	minBufShift     = 9 // 512 B
-	numBufClasses   = 14
-	maxPooledBuf    = 1 << (minBufShift + numBufClasses - 1) // 4 MiB, the default read cap
+	numBufClasses   = 10
+	maxPooledBuf    = 1 << (minBufShift + numBufClasses - 1) // 256 KiB
 	poolClassBudget = 256 << 10
 )
 
@@ -100,7 +103,7 @@ func (sh *streamShared) putBuf(b []byte) {
 	if c < 0 || size != len(b) {
 		return
 	}
-	if p := sh.pools[c]; len(p) < max(2, poolClassBudget/size) {
+	if p := sh.pools[c]; len(p) < max(1, poolClassBudget/size) {
 		sh.pools[c] = append(p, b)
 	}
 }
