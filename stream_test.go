@@ -74,6 +74,30 @@ func TestWriteQueueCoalescesAndRecyclesChunks(t *testing.T) {
 	}
 }
 
+func TestWriteQueueAppendsToTheTailChunk(t *testing.T) {
+	var w writeState
+	sh := &streamShared{}
+	if w.appendToTail([]byte("x"), 0) {
+		t.Fatal("appended to a queue without chunks")
+	}
+	w.enqueue(sh, []byte("first "))
+	room := cap(w.chunks[0]) - len(w.chunks[0])
+	if !w.appendToTail([]byte("second"), 0) {
+		t.Fatal("did not append what fits")
+	}
+	if w.appendToTail([]byte("third"), w.queued+4) {
+		t.Fatal("appended past the queue's cap")
+	}
+	if w.appendToTail(make([]byte, room), 0) {
+		t.Fatal("appended more than the tail chunk's room")
+	}
+	// (enqueue leaves accepted to its caller, queueWrite; appendToTail
+	// is a whole Write and counts it.)
+	if got := string(w.chunks[0]); got != "first second" || w.queued != 12 || w.accepted != 6 {
+		t.Fatalf("queue %q, queued %d, accepted %d", got, w.queued, w.accepted)
+	}
+}
+
 func TestBufferPoolClasses(t *testing.T) {
 	for _, tc := range []struct{ n, class, size int }{
 		{0, 0, 512}, {1, 0, 512}, {512, 0, 512}, {513, 1, 1024},

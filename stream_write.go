@@ -73,8 +73,11 @@ func (s *Stream) Write(p []byte, cb func(error)) error {
 		return &StreamClosedError{Cause: errWriteClosed}
 	}
 	w := s.wq
-	if w != nil && w.queued > 0 {
-		return s.queueWrite(p, cb) // behind what is queued already
+	if w != nil && w.queued > 0 { // behind what is queued already
+		if cb == nil && s.is(fInRun) && w.appendToTail(p, s.cfg.maxWrite) {
+			return nil // the corked answers to pipelined requests, after the first
+		}
+		return s.queueWrite(p, cb)
 	}
 	if max := s.cfg.maxWrite; max > 0 && len(p) > max {
 		return ErrWriteQueueFull
@@ -227,6 +230,22 @@ func (s *Stream) flush() {
 			return
 		}
 	}
+}
+
+// appendToTail copies p into the room left in the last chunk, if all of it
+// fits and the queue stays within max; it reports whether it did.
+func (w *writeState) appendToTail(p []byte, max int) bool {
+	if max > 0 && w.queued+len(p) > max || len(w.chunks) <= w.head {
+		return false
+	}
+	last := &w.chunks[len(w.chunks)-1]
+	if len(p) > cap(*last)-len(*last) {
+		return false
+	}
+	*last = append(*last, p...)
+	w.queued += len(p)
+	w.accepted += uint64(len(p))
+	return true
 }
 
 // enqueue copies p to the tail of the queue, taking chunks from sh's pools
