@@ -106,9 +106,9 @@ func (c *connectOp) loopReleased() {
 	}
 	if s := c.stream; s != nil {
 		c.stream = nil
-		s.connecting = false
+		s.clear(fConnecting)
 		s.closeNow(ErrClosed)
-		s.closeDone = true
+		s.set(fCloseDone)
 	}
 	c.failClosed(ErrClosed)
 }
@@ -205,22 +205,24 @@ func (c *connectOp) start(t sockTarget) {
 	if t.tcp {
 		rawSetNoDelay(fd)
 	}
-	s := newStream(c.loop, fd, true, c.opts)
+	s := newStream(c.loop, fd, true, newStreamConfig(c.opts))
+	s.set(fOwnCfg)
 	if err == nil { // connected at once (typical for unix sockets)
-		s.writable = true
+		s.set(fWritable)
 		c.finish(s, nil)
 		return
 	}
 	c.stream = s
-	s.connectCb = func(s *Stream, err error) {
+	x := s.ext()
+	x.connectCb = func(s *Stream, err error) {
 		c.stream = nil
 		c.finish(s, err)
 	}
-	s.connecting = true
+	s.set(fConnecting)
 	if !c.deadline.IsZero() {
-		s.connTimer = c.loop.CallAt(c.deadline, func() {
-			s.connTimer = nil
-			if s.connecting {
+		x.connTimer = c.loop.CallAt(c.deadline, func() {
+			x.connTimer = nil
+			if s.is(fConnecting) {
 				s.connectFailed(ErrTimeout)
 			}
 		})
@@ -238,25 +240,25 @@ func (s *Stream) finishConnect() {
 		s.connectFailed(os.NewSyscallError("connect", err))
 		return
 	}
-	s.connecting = false
-	s.writable = true
-	if s.connTimer != nil {
-		s.loop.RemoveTimeout(s.connTimer)
-		s.connTimer = nil
-	}
-	cb := s.connectCb
-	s.connectCb = nil
+	s.clear(fConnecting)
+	s.set(fWritable)
+	x := s.ext()
+	s.loop.RemoveTimeout(x.connTimer)
+	x.connTimer = nil
+	cb := x.connectCb
+	x.connectCb = nil
 	cb(s, nil)
 }
 
 // connectFailed closes a stream that never connected; it has no user
 // callbacks, so there is nothing else to tell.
 func (s *Stream) connectFailed(err error) {
-	s.connecting = false
-	cb := s.connectCb
-	s.connectCb = nil
+	s.clear(fConnecting)
+	x := s.ext()
+	cb := x.connectCb
+	x.connectCb = nil
 	s.closeNow(err)
-	s.closeDone = true
+	s.set(fCloseDone)
 	if cb != nil {
 		cb(nil, err)
 	}

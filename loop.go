@@ -67,6 +67,8 @@ type IOLoop struct {
 	batchTime  time.Time // see batchNow
 	batchTimed bool      // batchTime was read in this batch or iteration
 
+	streams *streamShared // loop goroutine only: what its streams share, made on first use (stream_shared.go)
+
 	// Wakeup protocol (runtime netpollBreak, libuv uv_async_send): the loop
 	// sets sleeping before it looks for work and blocks; a producer adds its
 	// work first and then writes the eventfd only if the loop sleeps and no

@@ -53,7 +53,10 @@ type Server struct {
 	tcp     bool          // fixed
 	handler StreamHandler // fixed
 	cfg     serverConfig  // fixed
-	log     *slog.Logger  // fixed
+	// streamCfg is cfg.streamOpts applied once, shared by every accepted
+	// stream (a stream copies it before changing it); fixed.
+	streamCfg *streamConfig
+	log       *slog.Logger // fixed
 
 	doneCh   chan struct{} // closed once the listener and every stream are closed
 	doneOnce sync.Once
@@ -216,6 +219,8 @@ func serveFD(l *IOLoop, fd int, bound net.Addr, tcp bool, path string, handler S
 		doneCh:   make(chan struct{}),
 		fd:       fd,
 		unixPath: path,
+
+		streamCfg: newStreamConfig(cfg.streamOpts),
 	}
 	if sv.log == nil {
 		sv.log = l.Logger()
@@ -325,12 +330,26 @@ func (sv *Server) serve(nfd int) {
 		rawSetNoDelay(nfd)
 	}
 	peer := rawToAddr(&sv.rsa)
-	s := newStream(sv.loop, nfd, true, sv.cfg.streamOpts)
+	s := newStream(sv.loop, nfd, true, sv.streamCfg)
 	s.peer = peer
 	s.srv = sv
-	s.srvIdx = len(sv.streams)
+	s.srvIdx = int32(len(sv.streams))
 	sv.streams = append(sv.streams, s)
 	sv.nStreams.Add(1)
+	// What the handler asks of the stream (its first read, typically) is
+	// acted on right after it returns, rather than in a callback of the
+	// next iteration: same order, one loop round less per connection.
+	s.set(fInHandler)
+	sv.callHandler(s, peer)
+	s.clear(fInHandler)
+	if s.is(fScheduled) {
+		s.clear(fScheduled)
+		s.run(None)
+	}
+}
+
+// callHandler runs the handler; a panic is logged and closes the stream.
+func (sv *Server) callHandler(s *Stream, peer net.Addr) {
 	defer func() {
 		if r := recover(); r != nil {
 			sv.log.Error("ioloop: panic in stream handler; connection closed",
@@ -343,11 +362,11 @@ func (sv *Server) serve(nfd int) {
 
 // streamClosed is called by a stream of this server once it has closed.
 func (sv *Server) streamClosed(s *Stream) {
-	i := s.srvIdx
+	i := int(s.srvIdx)
 	last := len(sv.streams) - 1
 	if i <= last && sv.streams[i] == s {
 		sv.streams[i] = sv.streams[last]
-		sv.streams[i].srvIdx = i
+		sv.streams[i].srvIdx = int32(i)
 		sv.streams[last] = nil
 		sv.streams = sv.streams[:last]
 		sv.nStreams.Add(-1)
@@ -413,7 +432,7 @@ func (sv *Server) beginShutdown() {
 	sv.closeListener()
 	sv.shutting = true
 	for _, s := range sv.streams {
-		s.draining = true
+		s.set(fDraining)
 		s.kick()
 	}
 	if len(sv.streams) == 0 {

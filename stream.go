@@ -48,66 +48,140 @@ import (
 // caused by a failing write is reported from the loop a moment later, so
 // code after s.ReadBytes(...) never observes its callback having run.
 //
-// Buffers. The []byte handed to a read callback aliases the stream's read
-// buffer and is valid only until the callback returns (like
-// bufio.Reader.ReadSlice); copy it to keep it. Write copies whatever it
-// cannot send at once, so the caller may reuse p as soon as Write returns.
+// Buffers. Streams read into one buffer their loop shares, and the []byte
+// handed to a read callback aliases it: it is valid only until the
+// callback returns (like bufio.Reader.ReadSlice), after which the next
+// read of any stream of the loop may overwrite it; copy it to keep it.
+// Only the bytes a callback leaves unconsumed (pipelined requests, a
+// partial message) are copied into a buffer of the stream's own, taken
+// from a pool and given back once empty, so an idle stream holds no read
+// buffer. Write copies whatever it cannot send at once (into pooled
+// chunks, given back once written), so the caller may reuse p as soon as
+// Write returns.
 //
 // Ownership. The Stream owns its fd and closes it in Close.
 type Stream struct {
-	// Everything below is owned by the loop goroutine.
+	// Everything below is owned by the loop goroutine. The fields are
+	// ordered for size (an idle stream costs what its struct costs), and
+	// state most streams never need lives behind x.
 
-	loop *IOLoop // the loop that runs every callback; fixed at creation
-	fd   int     // the descriptor; -1 once closed
-	sock bool    // fd is a socket: writes use send/sendmsg with MSG_NOSIGNAL
+	loop *IOLoop       // the loop that runs every callback; fixed at creation
+	cfg  *streamConfig // limits and modes, shared by a server's streams (SetReadTimeout copies it; see fOwnCfg)
+	fd   int           // the descriptor; -1 once closed
+
+	read readState   // the read buffer and the pending read
+	wq   *writeState // the write queue and its callbacks; nil until the first Write that queues or has a callback
+
+	deferredFn func()             // s.deferredRun, bound on the first kick so later kicks do not allocate
+	srv        *Server            // the server tracking this stream, if any
+	peer       net.Addr           // peer address, from accept/connect or getpeername
+	closedErr  *StreamClosedError // nil while open; else returned for operations on the closed stream, Cause saying why (nil: Close)
+	rdErr      *StreamClosedError // nil until the read side finished; then the error for reads, Cause saying why
+	closingErr error              // cause to close with when closing completes
+	x          *streamExtra       // rarely used state, allocated on first use
+
+	srvIdx   int32       // index in srv.streams
+	interest Events      // events currently registered with the loop
+	errEvent Events      // Error bits seen in this run
+	flags    streamFlags // the stream's yes/no state; see streamFlags
+}
+
+// streamFlags packs a Stream's yes/no state into one word, so that the
+// struct stays small and settle can tell with one test that nothing but
+// reading and writing is going on (fAttention).
+type streamFlags uint32
+
+const (
+	fSock streamFlags = 1 << iota // fd is a socket: writes use send/sendmsg with MSG_NOSIGNAL
 	// The fd's access mode (F_GETFL at NewStream; sockets are both): a
 	// write-only fd (a pipe's write end) is never read and never asks for
 	// Read, a read-only one is never written.
-	noRead  bool
-	noWrite bool
+	fNoRead
+	fNoWrite
+	fOwnCfg     // cfg is this stream's own
+	fRegistered // fd is in the loop's handler table
+	fParked     // unregistered after Error with nowhere to read into; re-armed by the next request
+	fInRun      // run() is on the stack: requests are recorded, not acted on
+	fScheduled  // a deferred run is queued with AddCallback
+	fProbe      // the next run should try one read before waiting for readiness
+	fConnecting // Connect has not completed yet
+	fDraining   // the server is shutting down: close when idle
+	fCloseDone  // close notifications have been delivered
+	fClosed     // fd closed; no more I/O (closedErr is set)
+	fRdDone     // read side finished: EOF, error or a limit (rdErr is set)
+	fClosing    // close once the write queue is empty
+	fWrClosed   // CloseAfterFlush/CloseWrite called: no more writes
+	fShutWrPend // CloseWrite: shutdown(SHUT_WR) once flushed
+	fLingering  // closing: write side shut, discarding input until EOF
+	fDrainDue   // the queue emptied since onDrain last ran
+	fWritable   // the last write did not hit EAGAIN
+	fInHandler  // a server's handler is running for this new stream: kick leaves the run to Server.serve
 
-	cfg streamConfig // limits and modes, fixed at creation (timeout settable)
+	// fAttention is what settle must look at beyond the pending read and
+	// the write queue: while none is set, a stream is just reading and
+	// writing.
+	fAttention = fDraining | fClosed | fRdDone | fClosing | fShutWrPend | fLingering | fDrainDue
+)
 
-	registered bool   // fd is in the loop's handler table
-	parked     bool   // unregistered after Error with nowhere to read into; re-armed by the next request
-	interest   Events // events currently registered with the loop
+func (s *Stream) is(f streamFlags) bool { return s.flags&f != 0 }
+func (s *Stream) set(f streamFlags)     { s.flags |= f }
+func (s *Stream) clear(f streamFlags)   { s.flags &^= f }
+func (s *Stream) setTo(f streamFlags, on bool) {
+	if on {
+		s.flags |= f
+	} else {
+		s.flags &^= f
+	}
+}
 
-	inRun      bool   // run() is on the stack: requests are recorded, not acted on
-	scheduled  bool   // a deferred run is queued with AddCallback
-	probe      bool   // the next run should try one read before waiting for readiness
-	deferredFn func() // s.deferredRun, bound once so kick() does not allocate
+// streamExtra is the state of a Stream that most streams never use: a
+// connect in progress, a close callback, a lingering close, read timeouts,
+// OnDrain. Loop goroutine only, like the Stream.
+type streamExtra struct {
+	connectCb func(*Stream, error) // Connect's callback, cleared once called
+	connTimer *Timeout             // Connect's timeout
+	closeCb   func(error)          // user's close callback
+	onDrain   func()               // called when the write queue empties
+	ltimer    *Timeout             // bounds the lingering close
+	rtimer    *Timeout             // read-timeout timer, armed lazily
+	rtimerFn  func()               // s.onReadTimer, bound once
+	rtimerAt  time.Time            // the deadline rtimer was armed for
+	rdeadline time.Time            // when the pending read times out (zero: never)
+}
 
-	connecting bool                 // Connect has not completed yet
-	connectCb  func(*Stream, error) // Connect's callback, cleared once called
-	connTimer  *Timeout             // Connect's timeout
-	srv        *Server              // the server tracking this stream, if any
-	srvIdx     int                  // index in srv.streams
-	draining   bool                 // the server is shutting down: close when idle
-	peer       net.Addr             // peer address, from accept/connect or getpeername
-	closeCb    func(error)          // user's close callback
-	closeDone  bool                 // close notifications have been delivered
-	closed     bool                 // fd closed; no more I/O
-	cause      error                // why the stream closed (nil: Close)
-	closedErr  *StreamClosedError   // returned for operations on a closed stream
-	rdDone     bool                 // read side finished (EOF, error or a limit)
-	rdCause    error                // why the read side finished
-	rdErr      *StreamClosedError   // error for reads after rdDone
-	closing    bool                 // close once the write queue is empty
-	closingErr error                // cause to close with when closing completes
-	wrClosed   bool                 // CloseAfterFlush/CloseWrite called: no more writes
-	shutWrPend bool                 // CloseWrite: shutdown(SHUT_WR) once flushed
-	lingering  bool                 // closing: write side shut, discarding input until EOF
-	ltimer     *Timeout             // bounds the lingering close
-	rtimer     *Timeout             // read-timeout timer, armed lazily
-	rtimerAt   time.Time            // the deadline rtimer was armed for
-	rtimerFn   func()               // s.onReadTimer, bound once
-	rdeadline  time.Time            // when the pending read times out (zero: never)
-	read       readState            // the read buffer and the pending read
-	write      writeState           // the write queue and its callbacks
-	onDrain    func()               // called when the write queue empties
-	drainDue   bool                 // the queue emptied since onDrain last ran
-	writable   bool                 // the last write did not hit EAGAIN
-	errEvent   Events               // Error bits seen in this run
+// ext returns s.x, allocating it on first use.
+func (s *Stream) ext() *streamExtra {
+	if s.x == nil {
+		s.x = &streamExtra{}
+	}
+	return s.x
+}
+
+// queued is the number of bytes in the write queue.
+func (s *Stream) queued() int {
+	if s.wq == nil {
+		return 0
+	}
+	return s.wq.queued
+}
+
+// writeCallbacksDue reports whether Write callbacks wait to be told.
+func (s *Stream) writeCallbacksDue() bool { return s.wq != nil && s.wq.hasCallbacks() }
+
+// cause is why the stream closed (nil: Close, or still open).
+func (s *Stream) cause() error {
+	if s.closedErr == nil {
+		return nil
+	}
+	return s.closedErr.Cause
+}
+
+// rdCause is why the read side finished (nil: still reading, or Close).
+func (s *Stream) rdCause() error {
+	if s.rdErr == nil {
+		return nil
+	}
+	return s.rdErr.Cause
 }
 
 // StreamClosedError reports an operation on a stream that is closed (or
@@ -186,10 +260,6 @@ const (
 	defaultInitialRead = 4 << 10
 	defaultMaxRead     = 4 << 20
 	defaultMaxWrite    = 16 << 20
-	// readAheadLimit bounds how far the read buffer grows on its own, when
-	// reads keep filling it (a fast peer); only a pending read that needs
-	// more grows it further, up to the cap.
-	readAheadLimit = 64 << 10
 )
 
 // WithMaxReadBuffer caps the read buffer (default 4 MiB): the largest
@@ -202,8 +272,11 @@ func WithMaxReadBuffer(n int) StreamOption {
 	}
 }
 
-// WithReadBufferSize sets the initial read buffer size (default 4 KiB). The
-// buffer doubles, up to the cap, when a read fills it.
+// WithReadBufferSize sets how much the stream reads ahead, with no read
+// pending, into an empty buffer (default 4 KiB): that is how it notices a
+// peer's close and has the next request ready, and it bounds what an idle
+// stream buffers. A pending read reads up to 64 KiB at a time (the loop's
+// shared read buffer), or up to what it may still add under the cap.
 func WithReadBufferSize(n int) StreamOption {
 	return func(c *streamConfig) {
 		if n > 0 {
@@ -261,32 +334,40 @@ func NewStream(l *IOLoop, fd int, opts ...StreamOption) (*Stream, error) {
 		}
 	}
 	_, err = unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
-	s := newStream(l, fd, err == nil, opts)
-	s.noRead = fl&unix.O_ACCMODE == unix.O_WRONLY
-	s.noWrite = fl&unix.O_ACCMODE == unix.O_RDONLY
+	s := newStream(l, fd, err == nil, newStreamConfig(opts))
+	s.set(fOwnCfg)
+	s.setTo(fNoRead, fl&unix.O_ACCMODE == unix.O_WRONLY)
+	s.setTo(fNoWrite, fl&unix.O_ACCMODE == unix.O_RDONLY)
 	return s, nil
 }
 
-// newStream builds a Stream for an fd already known to be non-blocking.
-func newStream(l *IOLoop, fd int, sock bool, opts []StreamOption) *Stream {
-	s := &Stream{
-		loop:     l,
-		fd:       fd,
-		sock:     sock,
-		writable: true,
-		cfg: streamConfig{
-			initialRead: defaultInitialRead,
-			maxRead:     defaultMaxRead,
-			maxWrite:    defaultMaxWrite,
-		},
+// newStreamConfig applies opts to the defaults.
+func newStreamConfig(opts []StreamOption) *streamConfig {
+	c := &streamConfig{
+		initialRead: defaultInitialRead,
+		maxRead:     defaultMaxRead,
+		maxWrite:    defaultMaxWrite,
 	}
 	for _, o := range opts {
-		o(&s.cfg)
+		o(c)
 	}
-	if s.cfg.initialRead > s.cfg.maxRead {
-		s.cfg.initialRead = s.cfg.maxRead
+	if c.initialRead > c.maxRead {
+		c.initialRead = c.maxRead
 	}
-	s.deferredFn = s.deferredRun
+	return c
+}
+
+// newStream builds a Stream for an fd already known to be non-blocking.
+// cfg may be shared with other streams (a server's): the stream copies it
+// before changing it.
+func newStream(l *IOLoop, fd int, sock bool, cfg *streamConfig) *Stream {
+	s := &Stream{
+		loop:  l,
+		fd:    fd,
+		cfg:   cfg,
+		flags: fWritable,
+	}
+	s.setTo(fSock, sock)
 	return s
 }
 
@@ -314,17 +395,12 @@ func (s *Stream) Fd() int { return s.fd }
 
 // Closed reports whether the stream is closed. Data already buffered can
 // still be read from a closed stream. Loop goroutine only.
-func (s *Stream) Closed() bool { return s.closed }
+func (s *Stream) Closed() bool { return s.is(fClosed) }
 
 // Err returns why the stream closed: nil while open or after Close, io.EOF
 // when the peer closed, otherwise the error that ended it. Loop goroutine
 // only.
-func (s *Stream) Err() error {
-	if !s.closed {
-		return nil
-	}
-	return s.cause
-}
+func (s *Stream) Err() error { return s.cause() }
 
 // Buffered returns the number of bytes read from the fd and not yet
 // consumed by a read callback. Loop goroutine only.
@@ -350,13 +426,15 @@ func (s *Stream) SetCloseCallback(fn func(error)) {
 		s.hop(func() { s.SetCloseCallback(fn) })
 		return
 	}
-	s.closeCb = fn
-	if s.closed && s.closeDone && fn != nil {
-		s.closeDone = false
+	if fn != nil || s.x != nil {
+		s.ext().closeCb = fn
+	}
+	if s.is(fClosed) && s.is(fCloseDone) && fn != nil {
+		s.clear(fCloseDone)
 		s.kick()
 		return
 	}
-	if !s.inRun {
+	if !s.is(fInRun) {
 		s.updateInterest() // reading ahead is how a close is noticed
 	}
 }
@@ -368,6 +446,14 @@ func (s *Stream) SetReadTimeout(d time.Duration) {
 	if !s.callerOwns() {
 		s.hop(func() { s.SetReadTimeout(d) })
 		return
+	}
+	if s.cfg.readTimeout == d {
+		return
+	}
+	if !s.is(fOwnCfg) { // shared with the server's other streams
+		c := *s.cfg
+		s.cfg = &c
+		s.set(fOwnCfg)
 	}
 	s.cfg.readTimeout = d
 }
@@ -387,7 +473,7 @@ func (s *Stream) Close() {
 		s.closeOffLoop(s.Close)
 		return
 	}
-	if s.closed {
+	if s.is(fClosed) {
 		return
 	}
 	s.closeNow(nil)
@@ -407,13 +493,13 @@ func (s *Stream) CloseAfterFlush() {
 		s.closeOffLoop(s.CloseAfterFlush)
 		return
 	}
-	if s.closed {
+	if s.is(fClosed) {
 		return
 	}
-	s.wrClosed = true
+	s.set(fWrClosed)
 	s.finishRead(nil)
-	if !s.closing {
-		s.closing = true
+	if !s.is(fClosing) {
+		s.set(fClosing)
 		s.closingErr = nil
 	}
 	s.kick()
@@ -440,14 +526,14 @@ func (s *Stream) CloseWrite() error {
 	if !s.callerOwns() {
 		return ErrNotOnLoop
 	}
-	if s.closed {
+	if s.is(fClosed) {
 		return s.closedErr
 	}
-	if !s.sock {
+	if !s.is(fSock) {
 		return os.NewSyscallError("shutdown", unix.ENOTSOCK)
 	}
-	s.wrClosed = true
-	s.shutWrPend = true
+	s.set(fWrClosed)
+	s.set(fShutWrPend)
 	s.kick()
 	return nil
 }
@@ -455,7 +541,7 @@ func (s *Stream) CloseWrite() error {
 // RemoteAddr returns the peer's address for a socket (nil otherwise).
 // Loop goroutine only (it caches the address).
 func (s *Stream) RemoteAddr() net.Addr {
-	if s.peer == nil && s.sock && s.fd >= 0 {
+	if s.peer == nil && s.is(fSock) && s.fd >= 0 {
 		if sa, err := unix.Getpeername(s.fd); err == nil {
 			s.peer = sockaddrToAddr(sa, s.fd)
 		}
@@ -466,7 +552,7 @@ func (s *Stream) RemoteAddr() net.Addr {
 // LocalAddr returns the socket's local address (nil otherwise). Loop
 // goroutine only (it reads the fd, which the loop may close).
 func (s *Stream) LocalAddr() net.Addr {
-	if !s.sock || s.fd < 0 {
+	if !s.is(fSock) || s.fd < 0 {
 		return nil
 	}
 	sa, err := unix.Getsockname(s.fd)
@@ -483,7 +569,7 @@ func (s *Stream) SetNoDelay(on bool) error {
 	if !s.callerOwns() {
 		return ErrNotOnLoop
 	}
-	if s.closed {
+	if s.is(fClosed) {
 		return s.closedErr
 	}
 	return os.NewSyscallError("setsockopt", unix.SetsockoptInt(s.fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, boolInt(on)))
@@ -496,7 +582,7 @@ func (s *Stream) SetKeepAlive(on bool, idle time.Duration) error {
 	if !s.callerOwns() {
 		return ErrNotOnLoop
 	}
-	if s.closed {
+	if s.is(fClosed) {
 		return s.closedErr
 	}
 	if err := unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolInt(on)); err != nil {
@@ -531,17 +617,23 @@ func (h *streamHandler) HandleEvents(fd int, ev Events) { (*Stream)(h).run(ev) }
 // kick arranges for run to be called soon on the loop goroutine. Inside run
 // it does nothing: settle is about to look at everything anyway.
 func (s *Stream) kick() {
-	if s.inRun || s.scheduled {
+	if s.is(fInRun) || s.is(fScheduled) {
 		return
 	}
-	s.scheduled = true
+	s.set(fScheduled)
+	if s.is(fInHandler) {
+		return // Server.serve runs it as the handler returns
+	}
+	if s.deferredFn == nil {
+		s.deferredFn = s.deferredRun
+	}
 	if s.loop.AddCallback(s.deferredFn) != nil {
-		s.scheduled = false // loop closed: nothing will ever run again
+		s.clear(fScheduled) // loop closed: nothing will ever run again
 	}
 }
 
 func (s *Stream) deferredRun() {
-	s.scheduled = false
+	s.clear(fScheduled)
 	s.run(None)
 }
 
@@ -549,14 +641,15 @@ func (s *Stream) deferredRun() {
 // deferred work and timers all come through here, so callbacks run in one
 // place and the interest set is recomputed once per visit.
 func (s *Stream) run(ev Events) {
-	if s.inRun {
+	if s.is(fInRun) {
 		return
 	}
-	s.inRun = true
+	s.set(fInRun)
 	ok := false
 	defer func() {
 		if !ok { // a user callback panicked: the loop logs it, we close
-			s.inRun = false
+			s.releaseRead()
+			s.clear(fInRun)
 			s.closeNow(errStreamPanic)
 			s.kick()
 		}
@@ -564,29 +657,30 @@ func (s *Stream) run(ev Events) {
 	if ev&Error != 0 {
 		s.errEvent |= ev & Error
 	}
-	if s.connecting {
+	if s.is(fConnecting) {
 		if ev&(Write|Error) != 0 {
 			s.finishConnect()
 		}
 	} else {
 		if ev&(Write|Error) != 0 {
-			s.writable = true
+			s.set(fWritable)
 		}
 		if ev&(Read|Error) != 0 {
 			s.read.ready = true
 		}
-		if s.probe {
-			s.probe = false
+		if s.is(fProbe) {
+			s.clear(fProbe)
 			s.read.ready = true
 		}
 	}
 	s.settle()
-	if s.errEvent != 0 && !s.closed {
+	if s.errEvent != 0 && !s.is(fClosed) {
 		s.handleErrorEvent()
 		s.settle()
 	}
 	s.errEvent = 0
-	s.inRun = false
+	s.releaseRead()
+	s.clear(fInRun)
 	ok = true
 	s.updateInterest()
 }
@@ -597,75 +691,84 @@ func (s *Stream) run(ev Events) {
 // callbacks may queue more work, so it loops until nothing moves.
 func (s *Stream) settle() {
 	for {
-		if s.connecting {
+		if s.is(fConnecting) {
 			return
 		}
-		if s.read.op != opNone {
-			if s.serveRead() {
+		if r := &s.read; r.op != opNone {
+			// (With nothing buffered a read cannot complete before the
+			// read side ends: skip straight to reading.)
+			if (r.end > r.start || s.is(fRdDone)) && s.serveRead() {
 				continue
 			}
-			if s.read.ready && s.fill() {
+			if r.ready && s.fill() {
 				continue
 			}
 		} else if s.read.ready && s.wantsRead() {
-			if s.fill() && s.rdDone {
+			if s.fill() && s.is(fRdDone) {
 				continue
 			}
 		}
-		if s.write.queued > 0 && s.writable && !s.closed {
-			s.flush()
-		}
-		if s.runWriteCallbacks() {
-			continue
-		}
-		if s.drainDue {
-			s.drainDue = false
-			if s.onDrain != nil && !s.closed {
-				s.onDrain()
+		if w := s.wq; w != nil {
+			if w.queued > 0 && s.is(fWritable) && !s.is(fClosed) {
+				s.flush()
+			}
+			if s.runWriteCallbacks() {
 				continue
 			}
 		}
-		if s.rdDone && !s.closed && !s.closing && !s.cfg.halfOpen {
-			s.closing, s.closingErr = true, s.rdCause
+		if s.flags&fAttention == 0 {
+			return // only reading and writing going on: done
 		}
-		if s.shutWrPend && s.write.queued == 0 && !s.closed {
-			s.shutWrPend = false
+		if s.is(fDrainDue) {
+			s.clear(fDrainDue)
+			if s.x != nil && s.x.onDrain != nil && !s.is(fClosed) {
+				s.x.onDrain()
+				continue
+			}
+		}
+		if s.is(fRdDone) && !s.is(fClosed) && !s.is(fClosing) && !s.cfg.halfOpen {
+			s.set(fClosing)
+			s.closingErr = s.rdCause()
+		}
+		if s.is(fShutWrPend) && s.queued() == 0 && !s.is(fClosed) {
+			s.clear(fShutWrPend)
 			if err := unix.Shutdown(s.fd, unix.SHUT_WR); err != nil {
 				s.closeNow(os.NewSyscallError("shutdown", err))
 			}
 			continue
 		}
-		if s.closing && s.write.queued == 0 && !s.closed && !s.lingering {
-			if s.sock && s.rdCause != io.EOF {
+		if s.is(fClosing) && s.queued() == 0 && !s.is(fClosed) && !s.is(fLingering) {
+			if s.is(fSock) && s.rdCause() != io.EOF {
 				s.startLinger()
 			} else {
 				s.closeNow(s.closingErr)
 			}
 			continue
 		}
-		if s.lingering && s.read.ready && !s.closed {
+		if s.is(fLingering) && s.read.ready && !s.is(fClosed) {
 			s.lingerDrain()
 			continue
 		}
-		if s.draining && !s.closed && s.idle() {
+		if s.is(fDraining) && !s.is(fClosed) && s.idle() {
 			// One last look, so a request already in the kernel is
 			// served rather than cut off.
-			if !s.rdDone && s.fill() {
+			if !s.is(fRdDone) && s.fill() {
 				continue
 			}
-			if !s.closed {
+			if !s.is(fClosed) {
 				s.closeNow(ErrShutdown)
 			}
 			continue
 		}
-		if s.closed && !s.closeDone && s.read.op == opNone && !s.write.hasCallbacks() {
-			s.closeDone = true
+		if s.is(fClosed) && !s.is(fCloseDone) && s.read.op == opNone && !s.writeCallbacksDue() {
+			s.set(fCloseDone)
 			if s.srv != nil {
 				s.srv.streamClosed(s)
 			}
-			if cb := s.closeCb; cb != nil {
-				s.closeCb = nil
-				cb(s.cause)
+			if x := s.x; x != nil && x.closeCb != nil {
+				cb := x.closeCb
+				x.closeCb = nil
+				cb(s.cause())
 			}
 			continue
 		}
@@ -676,7 +779,7 @@ func (s *Stream) settle() {
 // idle reports whether a draining stream is only waiting for its peer: a
 // read pending, nothing buffered or queued, no callback due.
 func (s *Stream) idle() bool {
-	return s.read.op != opNone && s.read.end == s.read.start && s.write.queued == 0 && !s.write.hasCallbacks()
+	return s.read.op != opNone && s.read.end == s.read.start && s.queued() == 0 && !s.writeCallbacksDue()
 }
 
 // LingerTimeout bounds a lingering close (see CloseAfterFlush).
@@ -688,11 +791,12 @@ func (s *Stream) startLinger() {
 		s.closeNow(s.closingErr)
 		return
 	}
-	s.lingering = true
+	s.set(fLingering)
 	s.read.ready = true
-	s.ltimer = s.loop.CallLater(LingerTimeout, func() {
-		s.ltimer = nil
-		if !s.closed {
+	x := s.ext()
+	x.ltimer = s.loop.CallLater(LingerTimeout, func() {
+		x.ltimer = nil
+		if !s.is(fClosed) {
 			s.closeNow(s.closingErr)
 			s.run(None)
 		}
@@ -701,18 +805,19 @@ func (s *Stream) startLinger() {
 
 // lingerDrain reads and drops input; EOF or an error ends the linger.
 func (s *Stream) lingerDrain() {
-	r := &s.read
-	if len(r.buf) == 0 {
-		r.buf = make([]byte, s.cfg.initialRead)
+	sh := s.loop.sharedStreams()
+	s.dropReadBuf(sh) // nobody will read what is left
+	buf := sh.rbuf
+	if sh.holder != nil {
+		buf = make([]byte, defaultInitialRead) // not expected: see releaseRead
 	}
-	r.start, r.end = 0, 0 // nobody will read what is left
 	for {
-		n, e := rawRead(s.fd, r.buf)
+		n, e := rawRead(s.fd, buf)
 		switch {
 		case e == unix.EINTR:
 			continue
 		case e == unix.EAGAIN:
-			r.ready = false
+			s.read.ready = false
 			return
 		case e != 0 || n == 0:
 			s.closeNow(s.closingErr)
@@ -727,25 +832,25 @@ func (s *Stream) lingerDrain() {
 func (s *Stream) handleErrorEvent() {
 	const epollErr, epollHup = 0x8, 0x10
 	switch {
-	case s.lingering:
+	case s.is(fLingering):
 		s.closeNow(s.closingErr)
-	case s.errEvent&epollErr != 0, s.noRead:
+	case s.errEvent&epollErr != 0, s.is(fNoRead):
 		// On a write-only fd every Error condition means the reading side
 		// is gone (a pipe reports EPOLLERR then).
 		s.closeNow(s.socketError())
-	case s.rdDone:
+	case s.is(fRdDone):
 		s.closeNow(io.EOF) // hang-up and nothing left to read
 	case s.read.ready:
 		// The peer hung up but the stream does not read now (see
 		// wantsRead: data is buffered and no read is pending): stop
 		// watching until the user reads again (no data is lost).
-		s.parked = true
+		s.set(fParked)
 	}
 }
 
 // socketError fetches the pending error of a socket after EPOLLERR.
 func (s *Stream) socketError() error {
-	if s.sock {
+	if s.is(fSock) {
 		if v, err := unix.GetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && v != 0 {
 			return os.NewSyscallError("read", unix.Errno(v))
 		}
@@ -757,37 +862,35 @@ func (s *Stream) socketError() error {
 // closeNow closes the fd and marks the stream closed. Callbacks are
 // delivered by settle; callers outside run must kick.
 func (s *Stream) closeNow(cause error) {
-	if s.closed {
+	if s.is(fClosed) {
 		return
 	}
-	s.closed = true
-	s.cause = cause
-	s.closedErr = &StreamClosedError{Cause: cause}
-	if !s.rdDone {
-		s.rdDone = true
-		s.rdCause = cause
+	s.set(fClosed)
+	if cause == io.EOF && s.rdErr != nil && s.rdErr.Cause == io.EOF {
+		s.closedErr = s.rdErr // the usual end: the read side's EOF closed the stream
+	} else {
+		s.closedErr = &StreamClosedError{Cause: cause}
+	}
+	if !s.is(fRdDone) {
+		s.set(fRdDone)
 		s.rdErr = s.closedErr
 	}
 	s.read.ready = false
-	if s.registered {
-		s.registered = false
+	if s.is(fRegistered) {
+		s.clear(fRegistered)
 		_ = s.loop.RemoveHandler(s.fd)
 	}
-	if s.rtimer != nil {
-		s.loop.RemoveTimeout(s.rtimer)
-		s.rtimer = nil
-	}
-	if s.connTimer != nil {
-		s.loop.RemoveTimeout(s.connTimer)
-		s.connTimer = nil
-	}
-	if s.ltimer != nil {
-		s.loop.RemoveTimeout(s.ltimer)
-		s.ltimer = nil
+	if x := s.x; x != nil {
+		s.loop.RemoveTimeout(x.rtimer) // a nil Timeout is a no-op
+		s.loop.RemoveTimeout(x.connTimer)
+		s.loop.RemoveTimeout(x.ltimer)
+		x.rtimer, x.connTimer, x.ltimer = nil, nil, nil
 	}
 	_ = unix.Close(s.fd)
 	s.fd = -1
-	s.write.drop()
+	if s.wq != nil {
+		s.wq.drop()
+	}
 }
 
 // updateInterest registers, re-registers or unregisters the fd so the loop
@@ -795,35 +898,49 @@ func (s *Stream) closeNow(cause error) {
 // a read callback that immediately asks for the next read costs no
 // epoll_ctl at all.
 func (s *Stream) updateInterest() {
-	if s.closed {
+	if s.flags&(fRegistered|fClosed|fConnecting|fLingering|fParked|fShutWrPend) == fRegistered {
+		// The common case, a registered stream reading and writing:
+		// nothing to do unless the interest changed.
+		want := None
+		if s.wantsRead() {
+			want = Read
+		}
+		if s.wq != nil && s.wq.queued > 0 {
+			want |= Write
+		}
+		if want == s.interest {
+			return
+		}
+	}
+	if s.is(fClosed) {
 		return
 	}
 	var want Events
-	if s.connecting {
+	if s.is(fConnecting) {
 		want = Write
 	} else {
-		if s.lingering {
+		if s.is(fLingering) {
 			want |= Read
-		} else if !s.parked && s.wantsRead() {
+		} else if !s.is(fParked) && s.wantsRead() {
 			want |= Read
 		}
-		if s.write.queued > 0 || s.shutWrPend {
+		if s.queued() > 0 || s.is(fShutWrPend) {
 			want |= Write
 		}
 	}
-	if s.parked && want&Write == 0 {
-		if s.registered {
-			s.registered = false
+	if s.is(fParked) && want&Write == 0 {
+		if s.is(fRegistered) {
+			s.clear(fRegistered)
 			_ = s.loop.RemoveHandler(s.fd)
 		}
 		return
 	}
-	if !s.registered {
+	if !s.is(fRegistered) {
 		// A write-only stream notices its reader going away only through
 		// the Error event (it never reads), so with a close callback set it
 		// registers even with nothing to wait for: epoll reports Error
 		// conditions whatever the interest.
-		if want == None && !(s.noRead && s.closeCb != nil) {
+		if want == None && !(s.is(fNoRead) && s.x != nil && s.x.closeCb != nil) {
 			return
 		}
 		if err := s.loop.AddHandler(s.fd, (*streamHandler)(s), want); err != nil {
@@ -831,7 +948,8 @@ func (s *Stream) updateInterest() {
 			s.kick()
 			return
 		}
-		s.registered, s.interest = true, want
+		s.set(fRegistered)
+		s.interest = want
 		return
 	}
 	if want != s.interest {

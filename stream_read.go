@@ -23,13 +23,16 @@ const (
 )
 
 // readState is the read buffer, buf[start:end] holding unconsumed bytes,
-// and the single pending read. Owned by the loop goroutine.
+// and the single pending read. buf is the loop's shared read buffer while
+// the stream's run holds it (shared), else a buffer of the stream's own
+// that holds what a run left unconsumed, or nil when nothing is buffered.
+// Owned by the loop goroutine.
 type readState struct {
-	buf   []byte
-	start int
-	end   int
-	ready bool // the fd may have more: set by readiness, cleared by EAGAIN or a short read
-	grow  bool // the last read filled the whole buffer: double it once it empties
+	buf    []byte
+	start  int
+	end    int
+	ready  bool // the fd may have more: set by readiness, cleared by EAGAIN or a short read
+	shared bool // buf is the loop's shared read buffer (see stream_shared.go)
 
 	op    readOp
 	cb    func([]byte, error)
@@ -112,7 +115,7 @@ func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error
 	if cb == nil {
 		return errNilCallback
 	}
-	if s.noRead {
+	if s.is(fNoRead) {
 		return errWriteOnly
 	}
 	r := &s.read
@@ -120,33 +123,34 @@ func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error
 		return ErrReadPending
 	}
 	r.op, r.delim, r.n, r.cb, r.scan = op, delim, n, cb, 0
-	if s.rdDone && op != opClose {
+	if s.is(fRdDone) && op != opClose {
 		// The read side is over: fail at once unless the buffer can serve it.
 		if n, err, _ := s.match(); n == 0 && err == s.rdErr {
 			r.op, r.delim, r.cb = opNone, nil, nil
 			return s.rdErr
 		}
 	}
-	s.parked = false
-	if d := s.cfg.readTimeout; d > 0 && !s.closed {
-		s.rdeadline = s.loop.batchNow().Add(d)
-		if s.rtimer != nil && s.rdeadline.Before(s.rtimerAt) {
+	s.clear(fParked)
+	if d := s.cfg.readTimeout; d > 0 && !s.is(fClosed) {
+		x := s.ext()
+		x.rdeadline = s.loop.batchNow().Add(d)
+		if x.rtimer != nil && x.rdeadline.Before(x.rtimerAt) {
 			// SetReadTimeout shortened the timeout: the armed timer
 			// would fire too late. (With an unchanged timeout deadlines
 			// only move later, so this costs nothing on a busy stream.)
-			s.loop.RemoveTimeout(s.rtimer)
-			s.rtimer = nil
+			s.loop.RemoveTimeout(x.rtimer)
+			x.rtimer = nil
 		}
-		if s.rtimer == nil {
-			if s.rtimerFn == nil {
-				s.rtimerFn = s.onReadTimer
+		if x.rtimer == nil {
+			if x.rtimerFn == nil {
+				x.rtimerFn = s.onReadTimer
 			}
-			s.rtimer = s.loop.CallLater(d, s.rtimerFn)
-			s.rtimerAt = s.rdeadline
+			x.rtimer = s.loop.CallLater(d, x.rtimerFn)
+			x.rtimerAt = x.rdeadline
 		}
 	}
-	if !s.inRun {
-		s.probe = true
+	if !s.is(fInRun) {
+		s.set(fProbe)
 		s.kick()
 	}
 	return nil
@@ -158,6 +162,9 @@ func (s *Stream) startRead(op readOp, delim []byte, n int, cb func([]byte, error
 func (s *Stream) match() (n int, err error, ok bool) {
 	r := &s.read
 	avail := r.end - r.start
+	if avail == 0 && !s.is(fRdDone) {
+		return 0, nil, false // the common case when a read starts: wait for data
+	}
 	switch r.op {
 	case opSome:
 		if avail > 0 {
@@ -182,8 +189,8 @@ func (s *Stream) match() (n int, err error, ok bool) {
 			r.scan = k
 		}
 	case opClose:
-		if s.rdDone {
-			if s.rdCause == io.EOF {
+		if s.is(fRdDone) {
+			if s.rdCause() == io.EOF {
 				return avail, nil, true
 			}
 			return avail, s.rdErr, true
@@ -192,7 +199,7 @@ func (s *Stream) match() (n int, err error, ok bool) {
 			return 0, ErrBufferFull, true
 		}
 	}
-	if s.rdDone {
+	if s.is(fRdDone) {
 		return 0, s.rdErr, true
 	}
 	return 0, nil, false
@@ -206,10 +213,11 @@ func (s *Stream) serveRead() bool {
 	}
 	if err == ErrDelimiterNotFound || err == ErrBufferFull {
 		s.finishRead(err)
-		if !s.closing {
-			s.closing, s.closingErr = true, err
+		if !s.is(fClosing) {
+			s.set(fClosing)
+			s.closingErr = err
 		}
-		if s.rdCause == err {
+		if s.rdCause() == err {
 			n, err = 0, s.rdErr
 		} else {
 			// The read side had already ended (EOF read ahead): the limit
@@ -220,7 +228,9 @@ func (s *Stream) serveRead() bool {
 	r := &s.read
 	cb := r.cb
 	r.op, r.cb, r.delim, r.scan = opNone, nil, nil, 0
-	s.rdeadline = time.Time{}
+	if s.x != nil {
+		s.x.rdeadline = time.Time{}
+	}
 	var p []byte
 	if n > 0 {
 		p = r.buf[r.start : r.start+n : r.start+n]
@@ -236,11 +246,10 @@ func (s *Stream) serveRead() bool {
 // finishRead ends the read side: later reads are served from the buffer or
 // fail with an error wrapping cause.
 func (s *Stream) finishRead(cause error) {
-	if s.rdDone {
+	if s.is(fRdDone) {
 		return
 	}
-	s.rdDone = true
-	s.rdCause = cause
+	s.set(fRdDone)
 	s.rdErr = &StreamClosedError{Cause: cause}
 	s.read.ready = false
 }
@@ -264,7 +273,7 @@ func (s *Stream) finishRead(cause error) {
 func (s *Stream) wantsRead() bool {
 	r := &s.read
 	switch {
-	case s.rdDone, s.noRead:
+	case s.is(fRdDone), s.is(fNoRead):
 		return false
 	case r.op == opNone:
 		return r.end == r.start
@@ -273,46 +282,81 @@ func (s *Stream) wantsRead() bool {
 	}
 }
 
-// fill does one read(2) into the buffer, making room first, if wantsRead.
-// It reports whether anything changed (data, EOF or an error). It leaves
-// read.ready set only when the read filled all the room it had, the one
-// case where the kernel may hold more: a short read means the socket was
-// drained, so we go back to epoll instead of paying for a read that
-// returns EAGAIN.
+// fill does one read(2) into the buffer, if wantsRead. It reports whether
+// anything changed (data, EOF or an error). It leaves read.ready set only
+// when the read filled all the room it had, the one case where the kernel
+// may hold more: a short read means the socket was drained, so we go back
+// to epoll instead of paying for a read that returns EAGAIN.
+//
+// The read goes into the loop's shared buffer whenever the stream holds
+// little or nothing (see copyToSharedMax), so one read takes up to
+// sharedReadSize bytes and an idle stream holds no buffer; a stream with
+// more unconsumed bytes than that appends to its own buffer, growing it
+// towards the cap while a pending read needs more.
 func (s *Stream) fill() bool {
 	if !s.wantsRead() {
 		return false
 	}
 	r := &s.read
-	if r.buf == nil {
-		r.buf = make([]byte, s.cfg.initialRead)
+	avail := r.end - r.start
+	// How much this read may add: a pending read may take the buffer to
+	// the cap; with none pending the stream reads ahead into an empty
+	// buffer at most its initial read size, which is all it will hold
+	// until a read asks for more.
+	limit := s.cfg.maxRead - avail
+	if r.op == opNone {
+		limit = min(limit, s.cfg.initialRead)
 	}
-	if r.start == r.end {
-		r.start, r.end = 0, 0
-		if r.grow {
-			r.grow = false
-			if lim := min(s.cfg.maxRead, readAheadLimit); len(r.buf) < lim {
-				r.buf = make([]byte, min(2*len(r.buf), lim))
-			}
+	sh := s.loop.sharedStreams()
+	switch {
+	case r.buf == nil && sh.holder == nil:
+		// The common case: nothing buffered, read into the shared buffer.
+		r.buf, r.start, r.end, r.shared = sh.rbuf, 0, 0, true
+		sh.holder = s
+	case r.shared:
+		// A second read in this run (the first filled its room).
+		if r.start == r.end {
+			r.start, r.end = 0, 0
+		} else if r.start > 0 && len(r.buf)-r.end < len(r.buf)/2 {
+			r.end = copy(r.buf, r.buf[r.start:r.end])
+			r.start = 0
 		}
-	} else if r.start > 0 && len(r.buf)-r.end < len(r.buf)/2 {
-		r.end = copy(r.buf, r.buf[r.start:r.end])
-		r.start = 0
-	}
-	if r.end == len(r.buf) {
-		// Full, and (wantsRead) a pending read needs more than we hold:
-		// grow towards the cap.
-		if len(r.buf) >= s.cfg.maxRead {
-			return false
+		if r.end == len(r.buf) {
+			// The shared buffer is full and a pending read needs more:
+			// move to a buffer of the stream's own.
+			s.ownRead(sh, 2*avail)
 		}
-		nb := make([]byte, min(2*len(r.buf), s.cfg.maxRead))
-		r.end = copy(nb, r.buf[r.start:r.end])
-		r.start = 0
-		r.buf = nb
+	case avail <= copyToSharedMax && (sh.holder == nil || sh.holder == s):
+		// Move what is left to the front of the shared buffer and read
+		// after it; the own buffer, if any, goes back to the pool.
+		if r.buf != nil {
+			copy(sh.rbuf, r.buf[r.start:r.end])
+			sh.putBuf(r.buf)
+		}
+		r.buf, r.start, r.end, r.shared = sh.rbuf, 0, avail, true
+		sh.holder = s
+	default:
+		if r.buf == nil {
+			r.buf = sh.getBuf(min(limit, sharedReadSize))
+		}
+		if r.start == r.end {
+			r.start, r.end = 0, 0
+		} else if r.start > 0 && len(r.buf)-r.end < len(r.buf)/2 {
+			r.end = copy(r.buf, r.buf[r.start:r.end])
+			r.start = 0
+		}
+		if r.end == len(r.buf) {
+			// Full, and (wantsRead) a pending read needs more than we
+			// hold: grow towards the cap.
+			s.ownRead(sh, 2*len(r.buf))
+		}
 	}
-	room := len(r.buf) - r.end
+	room := min(len(r.buf)-r.end, limit)
+	if room <= 0 {
+		return false
+	}
 	for {
-		n, e := rawRead(s.fd, r.buf[r.end:])
+		n, e := rawRead(s.fd, r.buf[r.end:r.end+room])
 		switch {
 		case e == unix.EINTR:
 			continue
@@ -328,10 +372,58 @@ func (s *Stream) fill() bool {
 		}
 		r.end += n
 		r.ready = n == room
-		if n == len(r.buf) {
-			r.grow = true
-		}
 		return true
+	}
+}
+
+// ownRead moves the unconsumed bytes into a buffer of the stream's own of
+// about size bytes (at least what they need, at most the cap, unless they
+// need more), giving back the buffer they were in.
+func (s *Stream) ownRead(sh *streamShared, size int) {
+	r := &s.read
+	avail := r.end - r.start
+	nb := sh.getBuf(max(avail, min(size, s.cfg.maxRead)))
+	copy(nb, r.buf[r.start:r.end])
+	s.dropReadBuf(sh)
+	r.buf, r.start, r.end = nb, 0, avail
+}
+
+// dropReadBuf lets go of the read buffer: the shared one goes back to the
+// loop, an own one to the pool. The caller has taken what it needs from it.
+func (s *Stream) dropReadBuf(sh *streamShared) {
+	r := &s.read
+	if r.shared {
+		r.shared = false
+		if sh.holder == s {
+			sh.holder = nil
+		}
+	} else if r.buf != nil {
+		sh.putBuf(r.buf)
+	}
+	r.buf, r.start, r.end = nil, 0, 0
+}
+
+// releaseRead ends the run's hold on the shared read buffer: the bytes its
+// read callbacks left unconsumed are copied into a buffer of the stream's
+// own, sized to fit, and a stream with nothing buffered gives its own
+// buffer back, so that an idle stream holds no read buffer. run calls it
+// on its way out, whatever happened (a callback's panic included), so the
+// next stream's read can use the shared buffer.
+func (s *Stream) releaseRead() {
+	r := &s.read
+	switch {
+	case r.buf == nil:
+	case r.end > r.start:
+		if r.shared {
+			s.ownRead(s.loop.sharedStreams(), r.end-r.start)
+		}
+	case r.shared: // the common case: the callbacks took everything
+		r.buf, r.start, r.end, r.shared = nil, 0, 0, false
+		if sh := s.loop.streams; sh.holder == s {
+			sh.holder = nil
+		}
+	default:
+		s.dropReadBuf(s.loop.sharedStreams())
 	}
 }
 
@@ -339,13 +431,14 @@ func (s *Stream) fill() bool {
 // move with every read, but the timer is re-armed only when it fires, so a
 // busy stream costs one timer per timeout period, not one per read.
 func (s *Stream) onReadTimer() {
-	s.rtimer = nil
-	if s.closed || s.read.op == opNone || s.rdeadline.IsZero() {
+	x := s.x // set: the timer was armed through it
+	x.rtimer = nil
+	if s.is(fClosed) || s.read.op == opNone || x.rdeadline.IsZero() {
 		return
 	}
-	if now := time.Now(); now.Before(s.rdeadline) {
-		s.rtimer = s.loop.CallLater(s.rdeadline.Sub(now), s.rtimerFn)
-		s.rtimerAt = s.rdeadline
+	if now := time.Now(); now.Before(x.rdeadline) {
+		x.rtimer = s.loop.CallLater(x.rdeadline.Sub(now), x.rtimerFn)
+		x.rtimerAt = x.rdeadline
 		return
 	}
 	s.closeNow(ErrTimeout)

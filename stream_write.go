@@ -10,11 +10,15 @@ import (
 )
 
 const (
-	// writeChunk is the size of the buffers queued data is copied into.
-	// Small writes share a chunk; a larger write gets a chunk of its own.
-	writeChunk = 16 << 10
-	// maxFreeChunks bounds the per-stream cache of emptied chunks.
-	maxFreeChunks = 4
+	// writeChunk is the largest buffer queued data is copied into. A
+	// queue's first chunk is sized to its first write, at least
+	// minWriteChunk (a page: the answers to a burst of pipelined requests
+	// leave in one send), each next one twice the last, up to writeChunk;
+	// small writes share a chunk, a larger one spans several. Chunks come
+	// from the loop's pools and go back as soon as they are written, so an
+	// empty queue holds no buffer.
+	writeChunk    = 16 << 10
+	minWriteChunk = 4 << 10
 	// maxIov bounds one writev: far below IOV_MAX (1024), and more than
 	// a socket buffer's worth of chunks.
 	maxIov = 64
@@ -37,13 +41,10 @@ type writeState struct {
 	head     int
 	off      int
 	queued   int
-	free     [][]byte
 	accepted uint64 // bytes accepted by Write since the stream was made
 	done     uint64 // bytes handed to the kernel
 	waiters  []writeWaiter
 	whead    int
-	iov      []unix.Iovec
-	msg      unix.Msghdr
 }
 
 // Write sends p, or queues what the kernel does not take at once. Write
@@ -62,46 +63,77 @@ func (s *Stream) Write(p []byte, cb func(error)) error {
 	if !s.callerOwns() {
 		return ErrNotOnLoop
 	}
-	if s.noWrite {
-		return errReadOnly
-	}
-	if s.closed {
-		return s.closedErr
-	}
-	if s.wrClosed {
+	if s.flags&(fNoWrite|fClosed|fWrClosed) != 0 {
+		switch {
+		case s.is(fNoWrite):
+			return errReadOnly
+		case s.is(fClosed):
+			return s.closedErr
+		}
 		return &StreamClosedError{Cause: errWriteClosed}
 	}
-	w := &s.write
-	if s.cfg.maxWrite > 0 && w.queued+len(p) > s.cfg.maxWrite {
+	w := s.wq
+	if w != nil && w.queued > 0 { // behind what is queued already
+		if cb == nil && s.is(fInRun) && w.appendToTail(p, s.cfg.maxWrite) {
+			return nil // the corked answers to pipelined requests, after the first
+		}
+		return s.queueWrite(p, cb)
+	}
+	if max := s.cfg.maxWrite; max > 0 && len(p) > max {
 		return ErrWriteQueueFull
 	}
-	// Write straight out unless data is already queued (order), the fd
-	// is known to be full, or pipelined input is still buffered: then the
-	// answers are corked and leave in one writev when run settles.
-	if len(p) > 0 && w.queued == 0 && s.writable && !s.connecting && !(s.inRun && s.read.end > s.read.start) {
+	// Write straight out unless the fd is known to be full or pipelined
+	// input is still buffered: then the answers are corked and leave in
+	// one writev when run settles.
+	if len(p) > 0 && s.flags&(fWritable|fConnecting) == fWritable && (!s.is(fInRun) || s.read.end == s.read.start) {
 		n, e := s.writeOnce(p)
 		if e != 0 {
 			s.closeNow(os.NewSyscallError("write", e))
 			s.kick()
 			return s.closedErr
 		}
-		w.accepted += uint64(n)
-		w.done += uint64(n)
+		if w != nil { // the byte counts matter only to callbacks, which need w
+			w.accepted += uint64(n)
+			w.done += uint64(n)
+		}
 		p = p[n:]
 		if len(p) > 0 {
-			s.writable = false
+			s.clear(fWritable)
 		}
 	}
+	if len(p) == 0 && cb == nil {
+		return nil // the common case: all of it went out at once
+	}
+	return s.queueWrite(p, cb)
+}
+
+// queueWrite is Write's second half: queue p (copied into pooled chunks)
+// and register cb.
+func (s *Stream) queueWrite(p []byte, cb func(error)) error {
+	w := s.wq
+	if w == nil {
+		w = &writeState{}
+		s.wq = w
+	}
+	if max := s.cfg.maxWrite; max > 0 && w.queued+len(p) > max {
+		return ErrWriteQueueFull
+	}
 	if len(p) > 0 {
-		w.enqueue(p)
+		// The loop's pools are the loop goroutine's: a Write made while
+		// the loop is not running (setting a stream up) allocates.
+		var sh *streamShared
+		if s.is(fInRun) || s.loop.owner.Load() != 0 {
+			sh = s.loop.sharedStreams()
+		}
+		w.enqueue(sh, p)
 		w.accepted += uint64(len(p))
 	}
 	if cb != nil {
 		w.waiters = append(w.waiters, writeWaiter{end: w.accepted, cb: cb})
 	}
-	if !s.inRun {
+	if !s.is(fInRun) {
 		if w.queued > 0 {
-			s.parked = false
+			s.clear(fParked)
 			s.updateInterest()
 		} else if cb != nil {
 			s.kick() // already done: report it from the loop
@@ -112,7 +144,7 @@ func (s *Stream) Write(p []byte, cb func(error)) error {
 
 // WriteQueueLen returns the number of bytes accepted by Write and not yet
 // handed to the kernel. Loop goroutine only.
-func (s *Stream) WriteQueueLen() int { return s.write.queued }
+func (s *Stream) WriteQueueLen() int { return s.queued() }
 
 // OnDrain sets fn to run on the loop goroutine each time the write queue
 // becomes empty after holding data (nil clears it). Together with
@@ -125,13 +157,15 @@ func (s *Stream) OnDrain(fn func()) {
 		s.hop(func() { s.OnDrain(fn) })
 		return
 	}
-	s.onDrain = fn
+	if fn != nil || s.x != nil {
+		s.ext().onDrain = fn
+	}
 }
 
 // writeOnce writes p once, retrying on EINTR; EAGAIN is (0, 0).
 func (s *Stream) writeOnce(p []byte) (int, unix.Errno) {
 	for {
-		n, e := rawWrite(s.fd, p, s.sock)
+		n, e := rawWrite(s.fd, p, s.is(fSock))
 		switch e {
 		case 0:
 			return n, 0
@@ -148,7 +182,8 @@ func (s *Stream) writeOnce(p []byte) (int, unix.Errno) {
 // flush writes queued chunks, several per writev, until the queue is
 // empty or the kernel takes less than offered.
 func (s *Stream) flush() {
-	w := &s.write
+	w := s.wq
+	sh := s.loop.sharedStreams()
 	for w.queued > 0 {
 		var n int
 		var e unix.Errno
@@ -156,10 +191,10 @@ func (s *Stream) flush() {
 		if len(w.chunks)-w.head == 1 {
 			b := w.chunks[w.head][w.off:]
 			offered = len(b)
-			n, e = rawWrite(s.fd, b, s.sock)
+			n, e = rawWrite(s.fd, b, s.is(fSock))
 		} else {
-			if w.iov == nil {
-				w.iov = make([]unix.Iovec, maxIov)
+			if sh.iov == nil {
+				sh.iov = make([]unix.Iovec, maxIov)
 			}
 			k := 0
 			for i := w.head; i < len(w.chunks) && k < maxIov; i++ {
@@ -167,39 +202,58 @@ func (s *Stream) flush() {
 				if i == w.head {
 					b = b[w.off:]
 				}
-				w.iov[k].Base = &b[0]
-				w.iov[k].SetLen(len(b))
+				sh.iov[k].Base = &b[0]
+				sh.iov[k].SetLen(len(b))
 				offered += len(b)
 				k++
 			}
-			n, e = rawWritev(s.fd, w.iov[:k], &w.msg, s.sock)
+			n, e = rawWritev(s.fd, sh.iov[:k], &sh.msg, s.is(fSock))
+			clear(sh.iov[:k]) // hold no stream's chunks
 		}
 		switch e {
 		case 0:
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			s.writable = false
+			s.clear(fWritable)
 			return
 		default:
 			s.closeNow(os.NewSyscallError("write", e))
 			return
 		}
-		w.consume(n)
+		w.consume(sh, n)
 		if w.queued == 0 {
-			s.drainDue = true
+			s.set(fDrainDue)
 		}
 		if n < offered {
-			s.writable = false
+			s.clear(fWritable)
 			return
 		}
 	}
 }
 
-// enqueue copies p to the tail of the queue.
-func (w *writeState) enqueue(p []byte) {
+// appendToTail copies p into the room left in the last chunk, if all of it
+// fits and the queue stays within max; it reports whether it did.
+func (w *writeState) appendToTail(p []byte, max int) bool {
+	if max > 0 && w.queued+len(p) > max || len(w.chunks) <= w.head {
+		return false
+	}
+	last := &w.chunks[len(w.chunks)-1]
+	if len(p) > cap(*last)-len(*last) {
+		return false
+	}
+	*last = append(*last, p...)
+	w.queued += len(p)
+	w.accepted += uint64(len(p))
+	return true
+}
+
+// enqueue copies p to the tail of the queue, taking chunks from sh's pools
+// (or allocating them when sh is nil).
+func (w *writeState) enqueue(sh *streamShared, p []byte) {
 	w.queued += len(p)
 	for len(p) > 0 {
+		size := minWriteChunk
 		if n := len(w.chunks); n > w.head {
 			last := w.chunks[n-1]
 			if room := cap(last) - len(last); room > 0 {
@@ -208,29 +262,30 @@ func (w *writeState) enqueue(p []byte) {
 				p = p[k:]
 				continue
 			}
+			size = 2 * cap(last)
 		}
+		size = min(max(size, len(p)), writeChunk)
 		var c []byte
-		if len(p) <= writeChunk && len(w.free) > 0 {
-			c = w.free[len(w.free)-1]
-			w.free[len(w.free)-1] = nil
-			w.free = w.free[:len(w.free)-1]
+		if sh != nil {
+			c = sh.getBuf(size)
 		} else {
-			c = make([]byte, 0, max(len(p), writeChunk))
+			_, size = bufClass(size)
+			c = make([]byte, size)
 		}
 		w.chunks = append(w.chunks, c[:0])
 	}
 }
 
-// consume drops n written bytes from the head of the queue, recycling
-// chunks that are done.
-func (w *writeState) consume(n int) {
+// consume drops n written bytes from the head of the queue, giving the
+// chunks that are done back to sh's pools.
+func (w *writeState) consume(sh *streamShared, n int) {
 	w.done += uint64(n)
 	w.queued -= n
 	for n > 0 {
 		c := w.chunks[w.head]
 		if rem := len(c) - w.off; n >= rem {
 			n -= rem
-			w.recycle(c)
+			sh.putBuf(c)
 			w.chunks[w.head] = nil
 			w.head++
 			w.off = 0
@@ -240,9 +295,9 @@ func (w *writeState) consume(n int) {
 		}
 	}
 	if w.head == len(w.chunks) || w.queued == 0 {
-		// An empty tail chunk may remain; recycle it too.
+		// An empty tail chunk may remain; give it back too.
 		for i := w.head; i < len(w.chunks); i++ {
-			w.recycle(w.chunks[i])
+			sh.putBuf(w.chunks[i])
 			w.chunks[i] = nil
 		}
 		w.chunks = w.chunks[:0]
@@ -250,21 +305,15 @@ func (w *writeState) consume(n int) {
 	}
 }
 
-func (w *writeState) recycle(c []byte) {
-	if cap(c) == writeChunk && len(w.free) < maxFreeChunks {
-		w.free = append(w.free, c[:0])
-	}
-}
-
-// drop forgets the queue when the stream closes; waiters are failed by
+// drop forgets the queue when the stream closes (its chunks are left to
+// the GC: drop may run off the loop); waiters are failed by
 // runWriteCallbacks.
 func (w *writeState) drop() {
 	for i := range w.chunks {
 		w.chunks[i] = nil
 	}
-	w.chunks, w.free, w.iov = nil, nil, nil
+	w.chunks = nil
 	w.head, w.off, w.queued = 0, 0, 0
-	w.msg = unix.Msghdr{}
 }
 
 func (w *writeState) hasCallbacks() bool { return w.whead < len(w.waiters) }
@@ -272,15 +321,15 @@ func (w *writeState) hasCallbacks() bool { return w.whead < len(w.waiters) }
 // runWriteCallbacks runs the oldest write callback if its bytes are out
 // (or the stream closed), reporting whether it ran one.
 func (s *Stream) runWriteCallbacks() bool {
-	w := &s.write
-	if w.whead == len(w.waiters) {
+	w := s.wq
+	if w == nil || w.whead == len(w.waiters) {
 		return false
 	}
 	ww := w.waiters[w.whead]
 	var err error
 	switch {
 	case ww.end <= w.done:
-	case s.closed:
+	case s.is(fClosed):
 		err = s.closedErr
 	default:
 		return false

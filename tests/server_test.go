@@ -166,6 +166,60 @@ func TestServerHandlerPanicClosesOnlyThatConnection(t *testing.T) {
 	}
 }
 
+// A server acts on what its handler asked of a new stream as soon as the
+// handler returns (not in a later loop callback): the first read still
+// never completes inside the handler, a request that came with the
+// connection is served, and a read callback that panics closes only its
+// connection, whose close callback still runs.
+func TestServerRunsTheHandlersRequestsAfterItReturns(t *testing.T) {
+	checkNoLeaks(t)
+	l, logs := runningLoop(t)
+	var n atomic.Int32
+	closed := make(chan error, 2)
+	sv := serve(t, l, func(s *ioloop.Stream, p net.Addr) {
+		first := n.Add(1) == 1
+		inHandler := true
+		s.SetCloseCallback(func(err error) { closed <- err })
+		err := s.ReadBytes(5, func(b []byte, err error) {
+			if inHandler {
+				t.Error("the first read completed inside the handler")
+			}
+			if err != nil {
+				t.Errorf("first read: %v", err)
+				return
+			}
+			if first {
+				panic("read callback bug")
+			}
+			_ = s.Write(b, nil)
+			s.CloseAfterFlush()
+		})
+		if err != nil {
+			t.Errorf("ReadBytes: %v", err)
+		}
+		inHandler = false
+	})
+	for i := range 2 {
+		c := dial(t, "tcp", sv.Addr().String())
+		if _, err := c.Write([]byte("hello")); err != nil { // with the connection, before any read is asked
+			t.Fatal(err)
+		}
+		got, err := readAll(c)
+		switch {
+		case i == 0 && (err != nil || len(got) != 0):
+			t.Fatalf("connection whose read callback panicked: %q, %v; want EOF", got, err)
+		case i == 1 && (err != nil || string(got) != "hello"):
+			t.Fatalf("next connection: %q, %v", got, err)
+		}
+		if err := recv(t, closed, "close callback"); i == 0 && (err == nil || !strings.Contains(err.Error(), "panicked")) {
+			t.Fatalf("close callback after the panic: %v; want the panic's error", err)
+		}
+	}
+	if !strings.Contains(logs.String(), "read callback bug") {
+		t.Fatalf("panic not logged: %q", logs.String())
+	}
+}
+
 func TestServerCloseClosesStreams(t *testing.T) {
 	checkNoLeaks(t)
 	l, _ := runningLoop(t)
