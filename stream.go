@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/ioloop-go/ioloop/internal/goid"
@@ -193,11 +194,13 @@ type StreamClosedError struct {
 	Cause error
 }
 
+// Error reads "ioloop: stream closed: <cause>", naming the package once
+// even when the cause is one of ours ("ioloop: delimiter not found...").
 func (e *StreamClosedError) Error() string {
 	if e.Cause == nil {
 		return ErrStreamClosed.Error()
 	}
-	return ErrStreamClosed.Error() + ": " + e.Cause.Error()
+	return ErrStreamClosed.Error() + ": " + strings.TrimPrefix(e.Cause.Error(), "ioloop: ")
 }
 
 // Is makes errors.Is(err, ErrStreamClosed) true.

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ioloop-go/ioloop"
+	"golang.org/x/sys/unix"
 )
 
 // Every error a caller sees names the package once, then the operation,
@@ -60,4 +61,31 @@ func TestLoopErrorsNameThePackageOnce(t *testing.T) {
 	got := make(chan error, 1)
 	ioloop.Connect(l, "tcp", "127.0.0.1:1", time.Second, func(_ *ioloop.Stream, err error) { got <- err })
 	checkErrorText(t, "Connect on a closed loop", recv(t, got, "the connect callback"))
+}
+
+func TestStreamErrorsNameThePackageOnce(t *testing.T) {
+	l, _ := runningLoop(t)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := fds[0], fds[1] // the stream owns a
+	defer unix.Close(b)
+	got := make(chan error, 1)
+	var s *ioloop.Stream
+	onLoop(t, l, func() {
+		var err error
+		if s, err = ioloop.NewStream(l, a); err != nil {
+			t.Error(err)
+			return
+		}
+		_ = s.ReadUntil([]byte("\n"), 8, func(_ []byte, err error) { got <- err })
+	})
+	mustWrite(t, b, []byte("no newline in sight"))
+	err = recv(t, got, "the limited read")
+	if !errors.Is(err, ioloop.ErrDelimiterNotFound) {
+		t.Fatalf("read = %v, want ErrDelimiterNotFound", err)
+	}
+	checkErrorText(t, "ReadUntil over its limit", err)
+	checkErrorText(t, "Write off the loop", s.Write([]byte("x"), nil))
 }
