@@ -38,6 +38,11 @@ func ListenGroup(network, addr string, n int, handler StreamHandler, opts ...Ser
 		n = 1
 	}
 	cfg := buildServerConfig(opts)
+	if cfg.tls != nil {
+		if err := checkServerTLS(cfg.tls); err != nil {
+			return nil, err
+		}
+	}
 	if n > 1 && network != "unix" {
 		cfg.reusePort = true
 	}

@@ -4,6 +4,7 @@ package ioloop
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -58,9 +59,10 @@ type Server struct {
 	streamCfg *streamConfig
 	log       *slog.Logger // fixed
 
-	doneCh   chan struct{} // closed once the listener and every stream are closed
-	doneOnce sync.Once
-	nStreams atomic.Int64 // len(streams), written by the loop, read by NumStreams anywhere
+	doneCh      chan struct{} // closed once the listener and every stream are closed
+	doneOnce    sync.Once
+	nStreams    atomic.Int64 // len(streams), written by the loop, read by NumStreams anywhere
+	tlsFailures atomic.Int64 // failed TLS handshakes, written by the loop, read anywhere
 
 	// Owned by the loop goroutine once Listen returns.
 	fd       int       // listening socket; -1 once closed
@@ -84,6 +86,7 @@ type serverConfig struct {
 	logger     *slog.Logger
 	streamOpts []StreamOption
 	loopOpts   []Option
+	tls        *tls.Config // WithTLS: every stream does a server handshake first
 }
 
 // ServerOption configures Listen and ListenGroup.
@@ -152,6 +155,11 @@ func Listen(l *IOLoop, network, addr string, handler StreamHandler, opts ...Serv
 		return nil, errors.New("ioloop: Listen: nil loop or handler")
 	}
 	cfg := buildServerConfig(opts)
+	if cfg.tls != nil {
+		if err := checkServerTLS(cfg.tls); err != nil {
+			return nil, err
+		}
+	}
 	t, err := resolveTarget(network, addr)
 	if err != nil {
 		return nil, err
@@ -336,6 +344,10 @@ func (sv *Server) serve(nfd int) {
 	s.srvIdx = int32(len(sv.streams))
 	sv.streams = append(sv.streams, s)
 	sv.nStreams.Add(1)
+	if sv.cfg.tls != nil {
+		sv.handshake(s, peer) // the handler gets the stream afterwards
+		return
+	}
 	// What the handler asks of the stream (its first read, typically) is
 	// acted on right after it returns, rather than in a callback of the
 	// next iteration: same order, one loop round less per connection.

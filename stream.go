@@ -117,6 +117,10 @@ const (
 	fDrainDue   // the queue emptied since onDrain last ran
 	fWritable   // the last write did not hit EAGAIN
 	fInHandler  // a server's handler is running for this new stream: kick leaves the run to Server.serve
+	// TLS (stream_tls.go): x.tls holds the session; reads and writes go
+	// through it once the handshake is over.
+	fTLS
+	fHandshaking // the handshake runs on its goroutine: the stream is unregistered and neither reads nor writes
 
 	// fAttention is what settle must look at beyond the pending read and
 	// the write queue: while none is set, a stream is just reading and
@@ -140,6 +144,7 @@ func (s *Stream) setTo(f streamFlags, on bool) {
 // OnDrain. Loop goroutine only, like the Stream.
 type streamExtra struct {
 	connectCb func(*Stream, error) // Connect's callback, cleared once called
+	tls       *streamTLS           // the TLS session (fTLS), see stream_tls.go
 	connTimer *Timeout             // Connect's timeout
 	closeCb   func(error)          // user's close callback
 	onDrain   func()               // called when the write queue empties
@@ -254,6 +259,8 @@ type streamConfig struct {
 	maxWrite    int           // write queue cap; <= 0: unlimited
 	halfOpen    bool          // keep the write side open after EOF
 	readTimeout time.Duration // 0: none
+	// handshakeTimeout bounds a TLS handshake (StartTLS, ListenTLS).
+	handshakeTimeout time.Duration
 }
 
 // StreamOption configures NewStream (and the streams a Server creates).
@@ -347,9 +354,10 @@ func NewStream(l *IOLoop, fd int, opts ...StreamOption) (*Stream, error) {
 // newStreamConfig applies opts to the defaults.
 func newStreamConfig(opts []StreamOption) *streamConfig {
 	c := &streamConfig{
-		initialRead: defaultInitialRead,
-		maxRead:     defaultMaxRead,
-		maxWrite:    defaultMaxWrite,
+		initialRead:      defaultInitialRead,
+		maxRead:          defaultMaxRead,
+		maxWrite:         defaultMaxWrite,
+		handshakeTimeout: DefaultHandshakeTimeout,
 	}
 	for _, o := range opts {
 		o(c)
@@ -694,7 +702,13 @@ func (s *Stream) run(ev Events) {
 // callbacks may queue more work, so it loops until nothing moves.
 func (s *Stream) settle() {
 	for {
-		if s.is(fConnecting) {
+		if s.flags&(fConnecting|fHandshaking) != 0 {
+			// Nothing moves until the connect or the handshake is over,
+			// but Write callbacks already due are told (StartTLS needs
+			// an empty queue: every one of them is due).
+			if s.is(fHandshaking) && s.runWriteCallbacks() {
+				continue
+			}
 			return
 		}
 		if r := &s.read; r.op != opNone {
@@ -734,6 +748,13 @@ func (s *Stream) settle() {
 			s.closingErr = s.rdCause()
 		}
 		if s.is(fShutWrPend) && s.queued() == 0 && !s.is(fClosed) {
+			if s.is(fTLS) && !s.x.tls.notified {
+				// close_notify first; shut down once it has gone out.
+				if err := s.sendCloseNotify(); err != nil {
+					s.closeNow(err)
+				}
+				continue
+			}
 			s.clear(fShutWrPend)
 			if err := unix.Shutdown(s.fd, unix.SHUT_WR); err != nil {
 				s.closeNow(os.NewSyscallError("shutdown", err))
@@ -741,6 +762,12 @@ func (s *Stream) settle() {
 			continue
 		}
 		if s.is(fClosing) && s.queued() == 0 && !s.is(fClosed) && !s.is(fLingering) {
+			if s.is(fTLS) && !s.x.tls.notified {
+				if s.sendCloseNotify() != nil {
+					s.closeNow(s.closingErr) // the peer is gone: close as planned
+				}
+				continue
+			}
 			if s.is(fSock) && s.rdCause() != io.EOF {
 				s.startLinger()
 			} else {
@@ -868,6 +895,9 @@ func (s *Stream) closeNow(cause error) {
 	if s.is(fClosed) {
 		return
 	}
+	if s.is(fTLS) {
+		s.closeTLS(cause) // abort a handshake, or say close_notify
+	}
 	s.set(fClosed)
 	if cause == io.EOF && s.rdErr != nil && s.rdErr.Cause == io.EOF {
 		s.closedErr = s.rdErr // the usual end: the read side's EOF closed the stream
@@ -901,7 +931,7 @@ func (s *Stream) closeNow(cause error) {
 // a read callback that immediately asks for the next read costs no
 // epoll_ctl at all.
 func (s *Stream) updateInterest() {
-	if s.flags&(fRegistered|fClosed|fConnecting|fLingering|fParked|fShutWrPend) == fRegistered {
+	if s.flags&(fRegistered|fClosed|fConnecting|fLingering|fParked|fShutWrPend|fHandshaking) == fRegistered {
 		// The common case, a registered stream reading and writing:
 		// nothing to do unless the interest changed.
 		want := None
@@ -916,6 +946,11 @@ func (s *Stream) updateInterest() {
 		}
 	}
 	if s.is(fClosed) {
+		return
+	}
+	if s.is(fHandshaking) {
+		// The handshake goroutine owns the socket (StartTLS unregistered
+		// it); nothing to wait for here.
 		return
 	}
 	var want Events

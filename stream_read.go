@@ -273,7 +273,7 @@ func (s *Stream) finishRead(cause error) {
 func (s *Stream) wantsRead() bool {
 	r := &s.read
 	switch {
-	case s.is(fRdDone), s.is(fNoRead):
+	case s.flags&(fRdDone|fNoRead|fHandshaking) != 0:
 		return false
 	case r.op == opNone:
 		return r.end == r.start
@@ -354,6 +354,9 @@ func (s *Stream) fill() bool {
 	room := min(len(r.buf)-r.end, limit)
 	if room <= 0 {
 		return false
+	}
+	if s.is(fTLS) {
+		return s.fillTLS(room)
 	}
 	for {
 		n, e := rawRead(s.fd, r.buf[r.end:r.end+room])

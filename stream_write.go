@@ -63,14 +63,16 @@ func (s *Stream) Write(p []byte, cb func(error)) error {
 	if !s.callerOwns() {
 		return ErrNotOnLoop
 	}
-	if s.flags&(fNoWrite|fClosed|fWrClosed) != 0 {
+	if s.flags&(fNoWrite|fClosed|fWrClosed|fTLS) != 0 {
 		switch {
 		case s.is(fNoWrite):
 			return errReadOnly
 		case s.is(fClosed):
 			return s.closedErr
+		case s.is(fWrClosed):
+			return &StreamClosedError{Cause: errWriteClosed}
 		}
-		return &StreamClosedError{Cause: errWriteClosed}
+		return s.writeTLS(p, cb)
 	}
 	w := s.wq
 	if w != nil && w.queued > 0 { // behind what is queued already
@@ -342,4 +344,74 @@ func (s *Stream) runWriteCallbacks() bool {
 	}
 	ww.cb(err)
 	return true
+}
+
+// sendRecord is how a TLS stream's records (and alerts) leave: as Write's
+// bytes do on a plain stream, straight out when nothing is queued and the
+// fd takes them (unless corked behind pipelined input, see Write), else
+// queued behind the rest. The caller (writeTLS) has checked the queue's
+// cap on the plaintext. A failed write is returned, not acted on: the
+// caller closes the stream, or ignores it for a best-effort close_notify.
+func (s *Stream) sendRecord(p []byte) error {
+	if s.is(fClosed) {
+		return s.closedErr
+	}
+	w := s.wq
+	if w != nil && w.queued > 0 {
+		if s.is(fInRun) && w.appendToTail(p, 0) {
+			return nil
+		}
+		s.queueBytes(p)
+		return nil
+	}
+	if s.flags&(fWritable|fConnecting) == fWritable && (!s.is(fInRun) || s.read.end == s.read.start) {
+		n, e := s.writeOnce(p)
+		if e != 0 {
+			return os.NewSyscallError("write", e)
+		}
+		if w != nil {
+			w.accepted += uint64(n)
+			w.done += uint64(n)
+		}
+		if p = p[n:]; len(p) == 0 {
+			return nil
+		}
+		s.clear(fWritable)
+	}
+	s.queueBytes(p)
+	return nil
+}
+
+// queueBytes copies p to the tail of the write queue, with no cap check
+// (sendRecord's caller made it).
+func (s *Stream) queueBytes(p []byte) {
+	w := s.wq
+	if w == nil {
+		w = &writeState{}
+		s.wq = w
+	}
+	var sh *streamShared
+	if s.is(fInRun) || s.loop.owner.Load() != 0 {
+		sh = s.loop.sharedStreams()
+	}
+	w.enqueue(sh, p)
+	w.accepted += uint64(len(p))
+	if !s.is(fInRun) {
+		s.clear(fParked)
+		s.updateInterest()
+	}
+}
+
+// addWriteWaiter registers cb to run once every byte accepted so far has
+// been handed to the kernel (or the stream closed).
+func (s *Stream) addWriteWaiter(cb func(error)) {
+	w := s.wq
+	if w == nil {
+		w = &writeState{}
+		s.wq = w
+	}
+	w.waiters = append(w.waiters, writeWaiter{end: w.accepted, cb: cb})
+	if !s.is(fInRun) && w.queued == 0 {
+		s.kick() // already done: report it from the loop
+	}
 }
