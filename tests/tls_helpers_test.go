@@ -26,12 +26,12 @@ import (
 // a CA nobody trusts, and a client certificate. ECDSA P-256 keeps
 // handshakes cheap under -race.
 type testPKI struct {
-	roots     *x509.CertPool   // trusts ca only
-	server    tls.Certificate  // 127.0.0.1, ::1, localhost; signed by ca
-	untrusted tls.Certificate  // the same names, signed by another CA
-	client    tls.Certificate  // a client certificate signed by ca
-	caPEM     []byte           // ca's certificate, PEM
-	serverPEM [2][]byte        // server's certificate and key, PEM
+	roots     *x509.CertPool  // trusts ca only
+	server    tls.Certificate // 127.0.0.1, ::1, localhost; signed by ca
+	untrusted tls.Certificate // the same names, signed by another CA
+	client    tls.Certificate // a client certificate signed by ca
+	caPEM     []byte          // ca's certificate, PEM
+	serverPEM [2][]byte       // server's certificate and key, PEM
 	caCert    *x509.Certificate
 }
 
