@@ -15,17 +15,14 @@
 // README); -loops N > 1 uses ListenGroup, one SO_REUSEPORT listener per
 // loop, for the multi-loop scenario. -tls-cert and -tls-key serve the same
 // over TLS with the Go peers' crypto/tls config, through listenTLS (tls.go:
-// the slot for ioloop.ListenTLS). SIGTERM ends it, as it does the other
+// ioloop.ListenTLS). SIGTERM ends it, as it does the other
 // peers.
 package main
 
 import (
-	"errors"
 	"flag"
-	"fmt"
 	"log"
 	"net"
-	"os"
 
 	"github.com/ioloop-go/ioloop"
 
@@ -78,10 +75,6 @@ func serveTLS(addr, mode, certFile, keyFile string, serve ioloop.StreamHandler) 
 	}
 	loop := ioloop.Instance()
 	srv, err := listenTLS(loop, addr, cfg, serve)
-	if errors.Is(err, errTLSUnsupported) {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(exitUnsupported)
-	}
 	if err != nil {
 		log.Fatal(err)
 	}
