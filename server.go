@@ -344,15 +344,16 @@ func (sv *Server) serve(nfd int) {
 	s.srvIdx = int32(len(sv.streams))
 	sv.streams = append(sv.streams, s)
 	sv.nStreams.Add(1)
-	if sv.cfg.tls != nil {
-		sv.handshake(s, peer) // the handler gets the stream afterwards
-		return
-	}
 	// What the handler asks of the stream (its first read, typically) is
 	// acted on right after it returns, rather than in a callback of the
 	// next iteration: same order, one loop round less per connection.
+	// With TLS, the handler gets the stream after the handshake.
 	s.set(fInHandler)
-	sv.callHandler(s, peer)
+	if sv.cfg.tls != nil {
+		sv.handshake(s, peer)
+	} else {
+		sv.callHandler(s, peer)
+	}
 	s.clear(fInHandler)
 	if s.is(fScheduled) {
 		s.clear(fScheduled)

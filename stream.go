@@ -703,10 +703,7 @@ func (s *Stream) run(ev Events) {
 func (s *Stream) settle() {
 	for {
 		if s.flags&(fConnecting|fHandshaking) != 0 {
-			// Nothing moves until the connect or the handshake is over,
-			// but Write callbacks already due are told (StartTLS needs
-			// an empty queue: every one of them is due).
-			if s.is(fHandshaking) && s.runWriteCallbacks() {
+			if s.is(fHandshaking) && s.settleHandshake() {
 				continue
 			}
 			return

@@ -84,6 +84,8 @@ type streamTLS struct {
 	conn     *tls.Conn     // the session, over tr
 	tr       *tlsTransport // what conn reads and writes
 	cb       func(error)   // StartTLS's callback; nil once called
+	done     bool          // the handshake goroutine has reported...
+	err      error         // ...this
 	unhook   func()        // cancels the loop release hook (handshake only)
 	timeout  time.Duration // the handshake's budget, for its error
 	notified bool          // close_notify was sent (or will never be)
@@ -234,23 +236,42 @@ func (s *Stream) startTLS(role TLSRole, cfg *tls.Config, deadline time.Time, cb 
 }
 
 // handshake runs on its own goroutine: the whole handshake, blocking on
-// the duplicate socket, then the result hops to the loop.
+// the duplicate socket; then the result hops to the loop, where settle
+// finishes it (settleHandshake).
 func (t *streamTLS) handshake(s *Stream) {
 	err := t.conn.Handshake()
 	t.tr.file.Close() // gone before the loop takes the socket back
 	// AddCallback fails only once the loop is closed: then its release
 	// hook (tlsLoopReleased) closes the stream and tells cb.
-	_ = s.loop.AddCallback(func() { s.handshakeDone(err) })
+	_ = s.loop.AddCallback(func() {
+		t.err, t.done = err, true
+		s.run(None)
+	})
 }
 
-// handshakeDone runs on the loop when the handshake goroutine has
-// finished: the stream switches to the loop's record layer (or closes),
-// tells StartTLS's callback, and runs.
-func (s *Stream) handshakeDone(err error) {
+// settleHandshake is settle's part while the handshake runs: Write
+// callbacks that were due when StartTLS came are told, and once the
+// goroutine has reported, the handshake is finished. It reports whether
+// anything moved.
+func (s *Stream) settleHandshake() bool {
+	if s.runWriteCallbacks() {
+		return true
+	}
+	if s.x.tls.done {
+		s.finishHandshake()
+		return true
+	}
+	return false
+}
+
+// finishHandshake switches the stream to the loop's record layer (or
+// closes it) and tells StartTLS's callback. Inside settle.
+func (s *Stream) finishHandshake() {
 	t := s.x.tls
 	t.unhook()
 	s.clear(fHandshaking)
 	t.tr.file, t.tr.prefix = nil, nil // the transport is the loop's now
+	err := t.err
 	switch {
 	case s.is(fClosed): // closed while the handshake ran
 	case err != nil:
@@ -265,7 +286,7 @@ func (s *Stream) handshakeDone(err error) {
 		// The handshake may have read past its end (a request right
 		// behind the client's Finished): crypto/tls holds those bytes,
 		// and epoll will not report them. Look at once.
-		s.set(fProbe)
+		s.read.ready = true
 	}
 	var cbErr error
 	if s.is(fClosed) {
@@ -273,25 +294,12 @@ func (s *Stream) handshakeDone(err error) {
 	}
 	cb := t.cb
 	t.cb = nil
-	// What cb asks of the stream runs as it returns (as for a server's
-	// handler), and the probe with it.
-	ok := false
-	defer func() {
-		s.clear(fInHandler)
-		s.clear(fScheduled)
-		if !ok { // cb panicked: the loop logs it, we close
-			s.closeNow(errStreamPanic)
-		}
-		s.run(None)
-	}()
-	s.set(fInHandler)
 	cb(cbErr)
-	ok = true
 }
 
 // tlsLoopReleased is the loop's release hook while a handshake runs: the
-// loop closed first, so nothing will run handshakeDone. The loop has
-// stopped; the stream is ours to close here, which also wakes the
+// loop closed first, so the goroutine's report will never run. The loop
+// has stopped; the stream is ours to close here, which also wakes the
 // handshake goroutine (its duplicate is closed), and cb runs on a
 // goroutine of its own, as Connect's does.
 func (s *Stream) tlsLoopReleased(t *streamTLS) {
@@ -307,8 +315,8 @@ func (s *Stream) tlsLoopReleased(t *streamTLS) {
 }
 
 // closeTLS is closeNow's TLS part, before the socket is closed: a running
-// handshake is aborted (its goroutine wakes up and reports to
-// handshakeDone), and an established session says close_notify when the
+// handshake is aborted (its goroutine wakes up and reports; the stream
+// finishes closing then), and an established session says close_notify when the
 // stream closes of its own will (Close, a read timeout, a server's
 // shutdown) and nothing is queued ahead of it. The alert goes out only if
 // the kernel takes it at once.
@@ -444,7 +452,7 @@ func (sv *Server) handshake(s *Stream, peer net.Addr) {
 	if err != nil { // no descriptor for the goroutine (EMFILE), or a closed loop
 		s.closeNow(err)
 		sv.handshakeFailed(peer, err)
-		s.run(None)
+		s.kick()
 	}
 }
 

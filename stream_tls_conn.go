@@ -25,8 +25,8 @@ import (
 //     (partial records stay in its buffer); Write hands the record to the
 //     stream's write path (sendRecord), which sends or queues it.
 //
-// The switch happens on the loop in handshakeDone, after the goroutine
-// has returned (AddCallback orders the two).
+// The switch happens on the loop in finishHandshake, after the goroutine
+// has reported (AddCallback orders the two).
 type tlsTransport struct {
 	s      *Stream
 	file   *os.File // the handshake goroutine's conn; nil afterwards
