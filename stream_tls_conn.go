@@ -123,7 +123,20 @@ func (t *tlsTransport) LocalAddr() net.Addr {
 	return addr
 }
 
-func (t *tlsTransport) RemoteAddr() net.Addr { return t.raddr }
+// RemoteAddr is never nil: crypto/tls calls RemoteAddr().String() (a
+// client's session cache key when the Config has no ServerName).
+func (t *tlsTransport) RemoteAddr() net.Addr {
+	if t.raddr == nil {
+		return unknownAddr{}
+	}
+	return t.raddr
+}
+
+// unknownAddr is the address of a peer the socket would not name.
+type unknownAddr struct{}
+
+func (unknownAddr) Network() string { return "unknown" }
+func (unknownAddr) String() string  { return "unknown" }
 
 // The deadlines are the handshake's (crypto/tls sets none of its own then);
 // afterwards nothing blocks, and closeNotify's deadlines mean nothing.
