@@ -462,10 +462,10 @@ func (sv *Server) handshakeFailed(peer net.Addr, err error) {
 	if errors.Is(err, ErrShutdown) {
 		return
 	}
-	sv.tlsFailures.Add(1)
 	if sv.log.Enabled(context.Background(), slog.LevelDebug) { // no formatting when debug is off
 		sv.log.Debug("ioloop: TLS handshake failed; connection closed", "addr", sv.addr.String(), "peer", peer, "err", err)
 	}
+	sv.tlsFailures.Add(1)
 }
 
 // TLSHandshakeFailures returns how many accepted connections a TLS server
