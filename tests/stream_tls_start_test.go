@@ -27,11 +27,11 @@ func TestStartTLSContract(t *testing.T) {
 	p := pki(t)
 	cfg := p.serverConfig()
 	type report struct {
-		invalid                      []error
-		writeDuring, second          error
-		stateDuring, stateAfter      bool
-		read                         string
-		cbInside                     bool
+		invalid                 []error
+		writeDuring, second     error
+		stateDuring, stateAfter bool
+		read                    string
+		cbInside                bool
 	}
 	out := make(chan report, 1)
 	streams := make(chan *ioloop.Stream, 1)
@@ -290,7 +290,7 @@ func TestStartTLSCloseDuringHandshake(t *testing.T) {
 	})
 	s := recv(t, streams, "the stream")
 	time.Sleep(20 * time.Millisecond) // the goroutine waits for a ClientHello
-	s.Close()                        // from another goroutine: hops to the loop
+	s.Close()                         // from another goroutine: hops to the loop
 	if got := recv(t, order, "a callback"); got != "StartTLS callback" {
 		t.Fatalf("first %q", got)
 	}
