@@ -19,11 +19,11 @@ FROM ${BASE} AS build
 # wrk are the libevent peer, the C/OpenSSL peer of the TLS scenarios, the Tornado peer (the
 # seed's program) and the HTTP load generator (the bench skips a peer whose package is missing,
 # so all of them are installed here); openssl for the test that checks what an OpenSSL client
-# negotiates with each TLS peer; valgrind for the test that runs the C core under it (the same
-# packages as .ci/run).
+# negotiates with each TLS peer; valgrind for the test that runs the C core under it; curl for
+# the test of examples/hello over HTTPS (the same packages as .ci/run).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      gcc libc6-dev pkg-config libevent-dev libssl-dev openssl python3-tornado wrk valgrind \
+      gcc libc6-dev pkg-config libevent-dev libssl-dev openssl python3-tornado wrk valgrind curl \
  && rm -rf /var/lib/apt/lists/*
 
 # The benchmark needs no privilege (CPU pinning with sched_setaffinity is allowed to any user),
