@@ -354,10 +354,24 @@ func (s *Stream) sendCloseNotify() error {
 // the stream cannot see, and epoll cannot see them either, so it reads
 // until crypto/tls says "would block" (it needs bytes the kernel does not
 // have yet) or the room is full; then read.ready says which.
+//
+// One shortcut: asking crypto/tls once more only to hear "would block"
+// costs a Read call and an allocation inside it (conn.go, readFromUntil).
+// The transport follows the record framing of what it hands over
+// (tlsTransport.frame), and crypto/tls consumes whole records, reading
+// from the socket only once it holds no complete one. So when a Read has
+// returned plaintext after this fill found the socket drained (a short
+// read(2)), at least one record handed over since crypto/tls last held
+// none has been consumed; if only one complete record was handed over
+// since then, crypto/tls holds at most the start of the next, which waits
+// for the kernel, and epoll will say when: done, without the extra Read.
+// (A Read that returns plaintext left from an earlier record can only be
+// a fill's first, before any read(2) of that fill.)
 func (s *Stream) fillTLS(room int) bool {
 	r := &s.read
 	t := s.x.tls
-	t.tr.drained = false
+	tr := t.tr
+	tr.drained = false
 	got := false
 	for room > 0 {
 		n, err := t.conn.Read(r.buf[r.end : r.end+room])
@@ -366,8 +380,17 @@ func (s *Stream) fillTLS(room int) bool {
 		got = got || n > 0
 		switch {
 		case err == nil:
+			if room > 0 && tr.drained && tr.synced && tr.records <= 1 {
+				tr.records = 0
+				r.ready = false
+				return got
+			}
 			continue
 		case err == errWouldBlock:
+			// crypto/tls asked for more: it had consumed every complete
+			// record (plaintext returned with this error, n > 0, was the
+			// whole of its record).
+			tr.records, tr.synced = 0, true
 			r.ready = false
 			return got
 		case err == io.EOF: // close_notify, or a close at a record boundary

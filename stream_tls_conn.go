@@ -36,6 +36,47 @@ type tlsTransport struct {
 	// Loop goroutine only, after the handshake.
 	drained    bool // a read came back short since fillTLS began: the kernel has nothing more for now
 	bestEffort bool // Write sends what the kernel takes at once and drops the rest (Close's close_notify)
+
+	// The record framing of every byte handed to crypto/tls (the
+	// handshake's too, so it stays aligned), so that fillTLS can tell when
+	// crypto/tls holds no complete record and need not be asked again
+	// (see fillTLS). Owned like the transport: the handshake goroutine's,
+	// then the loop's.
+	hdrGot  int  // bytes of the current record's 5-byte header seen
+	lenHi   byte // its length's high byte
+	body    int  // bytes of the current record's body still to come
+	records int  // complete records handed over since crypto/tls was last seen to hold none
+	synced  bool // records counts from such a moment (false until the first would-block after the handshake)
+}
+
+// frame follows the record framing over b, the next bytes handed to
+// crypto/tls: a 5-byte header whose last two bytes are the body's length,
+// then the body.
+func (t *tlsTransport) frame(b []byte) {
+	for len(b) > 0 {
+		if t.hdrGot < 5 {
+			for ; t.hdrGot < 5 && len(b) > 0; t.hdrGot++ {
+				switch t.hdrGot {
+				case 3:
+					t.lenHi = b[0]
+				case 4:
+					t.body = int(t.lenHi)<<8 | int(b[0])
+				}
+				b = b[1:]
+			}
+			if t.hdrGot < 5 {
+				return
+			}
+		} else {
+			k := min(t.body, len(b))
+			t.body -= k
+			b = b[k:]
+		}
+		if t.body == 0 {
+			t.records++
+			t.hdrGot = 0
+		}
+	}
 }
 
 // wouldBlockError is the transport's EAGAIN: a net.Error whose Temporary
@@ -58,9 +99,12 @@ func (t *tlsTransport) Read(p []byte) (int, error) {
 		if len(t.prefix) > 0 {
 			n := copy(p, t.prefix)
 			t.prefix = t.prefix[n:]
+			t.frame(p[:n])
 			return n, nil
 		}
-		return t.file.Read(p)
+		n, err := t.file.Read(p)
+		t.frame(p[:n])
+		return n, err
 	}
 	if t.drained || len(p) == 0 {
 		return 0, errWouldBlock
@@ -81,6 +125,7 @@ func (t *tlsTransport) Read(p []byte) (int, error) {
 		// A short read drained the socket: asking again before epoll
 		// says there is more would cost a read(2) that says EAGAIN.
 		t.drained = n < len(p)
+		t.frame(p[:n])
 		return n, nil
 	}
 }

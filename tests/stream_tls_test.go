@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -480,5 +481,124 @@ func TestTLSPeerCloseNotifyIsEOF(t *testing.T) {
 	}
 	if got := readToEOF(t, c); got != "you said: half" {
 		t.Fatalf("answer after our close_notify: %q", got)
+	}
+}
+
+// Reads of every size against records of every size: a small read buffer
+// (reading ahead 1000 bytes, at most 5000 held) makes crypto/tls keep the
+// rest of a record while the stream waits for the next read, sometimes
+// issued from a timer, with pipelined records behind it in crypto/tls's
+// buffer and the kernel drained. Every byte arrives, in order, without
+// waiting for readiness that never comes.
+func TestTLSReadsOfEverySizeAcrossRecords(t *testing.T) {
+	checkNoLeaks(t)
+	l, _ := runningLoop(t)
+	p := pki(t)
+	const total = 300 << 10
+	data := randomBytes(total, 9)
+	done := make(chan error, 1)
+	sv := serveTLS(t, l, p.serverConfig(), func(s *ioloop.Stream, _ net.Addr) {
+		rng := rand.New(rand.NewSource(2))
+		got := 0
+		var next func()
+		var onData func([]byte, error)
+		onData = func(b []byte, err error) {
+			if err != nil {
+				done <- fmt.Errorf("after %d bytes: %w", got, err)
+				return
+			}
+			if !bytes.Equal(b, data[got:got+len(b)]) {
+				done <- fmt.Errorf("bytes %d..%d differ", got, got+len(b))
+				return
+			}
+			if got += len(b); got == total {
+				done <- nil
+				return
+			}
+			if rng.Intn(4) == 0 {
+				l.CallLater(time.Millisecond, next) // the stream reads ahead meanwhile
+				return
+			}
+			next()
+		}
+		next = func() {
+			switch rng.Intn(3) {
+			case 0:
+				s.ReadSome(onData)
+			default:
+				s.ReadBytes(min(total-got, 1+rng.Intn(5000)), onData)
+			}
+		}
+		next()
+	}, ioloop.WithStreamOptions(ioloop.WithReadBufferSize(1000), ioloop.WithMaxReadBuffer(5000)))
+	c := dialTLS(t, sv.Addr().String(), p.clientConfig())
+	// Writes of assorted sizes: records from a few bytes to 16 KiB, often
+	// several in one segment.
+	rng := rand.New(rand.NewSource(3))
+	for off := 0; off < total; {
+		n := min(total-off, 1+rng.Intn(40000))
+		if _, err := c.Write(data[off : off+n]); err != nil {
+			t.Fatal(err)
+		}
+		off += n
+	}
+	if err := recv(t, done, "every byte"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pairingConn, once armed, holds each write and sends it with the next,
+// so that two records leave in one segment.
+type pairingConn struct {
+	net.Conn
+	armed bool
+	held  []byte
+}
+
+func (c *pairingConn) Write(b []byte) (int, error) {
+	if !c.armed {
+		return c.Conn.Write(b)
+	}
+	if c.held == nil {
+		c.held = append([]byte{}, b...)
+		return len(b), nil
+	}
+	_, err := c.Conn.Write(append(c.held, b...))
+	c.held = nil
+	return len(b), err
+}
+
+// Two records in one segment, each a whole message: the stream reads
+// both from the socket at once, and the second message, left in
+// crypto/tls's buffer, is served to the read issued from the first one's
+// callback, with nothing more coming from the kernel.
+func TestTLSTwoRecordsInOneSegment(t *testing.T) {
+	checkNoLeaks(t)
+	l, _ := runningLoop(t)
+	p := pki(t)
+	sv := serveTLS(t, l, p.serverConfig(), func(s *ioloop.Stream, _ net.Addr) {
+		var line func([]byte, error)
+		line = func(b []byte, err error) {
+			if err != nil {
+				return
+			}
+			s.Write(bytes.ToUpper(b), nil)
+			s.ReadUntil([]byte("\n"), 0, line)
+		}
+		s.ReadUntil([]byte("\n"), 0, line)
+	})
+	pc := &pairingConn{Conn: dial(t, "tcp", sv.Addr().String())}
+	c := tls.Client(pc, &tls.Config{RootCAs: p.roots, ServerName: "localhost"})
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	pc.armed = true
+	for round := 0; round < 3; round++ {
+		c.Write([]byte("first\n"))
+		c.Write([]byte("second\n"))
+		got := make([]byte, 13)
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != "FIRST\nSECOND\n" {
+			t.Fatalf("round %d: %q, %v", round, got, err)
+		}
 	}
 }
