@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -157,4 +158,102 @@ func readFull(b *testing.B, fd int, p []byte) {
 		}
 		got += n
 	}
+}
+
+// BenchmarkTLSIdleMemory reports the heap an idle TLS server stream holds
+// after its handshake and one request (heap-B/stream): the Stream, its
+// TLS state and transport, and crypto/tls's Conn with its buffers. The
+// clients' crypto/tls state is dropped before measuring; their sockets
+// stay open. The timed loop is a keep-alive request on one of them.
+func BenchmarkTLSIdleMemory(b *testing.B) {
+	const conns = 200
+	l := benchLoop(b)
+	cert := pinCert(&testing.T{})
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}}
+	heapInuse := func() uint64 {
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	type client struct {
+		fd  int
+		nc  net.Conn
+		tc  *tls.Conn
+		err chan error
+	}
+	clients := make([]*client, conns)
+	for i := range clients {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		f := os.NewFile(uintptr(fds[0]), "client")
+		nc, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			b.Fatal(err)
+		}
+		clients[i] = &client{fd: fds[1], nc: nc}
+	}
+	b.Cleanup(func() {
+		for _, c := range clients {
+			c.nc.Close()
+		}
+	})
+	before := heapInuse()
+	ready := make(chan error, 1)
+	_ = l.AddCallback(func() {
+		for _, c := range clients {
+			s, err := NewStream(l, c.fd)
+			if err != nil {
+				ready <- err
+				return
+			}
+			h := &helloConn{s: s}
+			h.onHead = h.head
+			if err := s.StartTLS(TLSServer, cfg, func(err error) {
+				if err == nil {
+					_ = s.ReadUntil(benchEnd, 8192, h.onHead)
+				}
+			}); err != nil {
+				ready <- err
+				return
+			}
+		}
+		ready <- nil
+	})
+	if err := <-ready; err != nil {
+		b.Fatal(err)
+	}
+	buf := make([]byte, len(benchResp))
+	exchange := func(tc *tls.Conn) {
+		if _, err := tc.Write(benchReq); err != nil {
+			b.Fatal(err)
+		}
+		for n := 0; n < len(buf); {
+			k, err := tc.Read(buf[n:])
+			if err != nil {
+				b.Fatal(err)
+			}
+			n += k
+		}
+	}
+	for _, c := range clients {
+		c.tc = tls.Client(c.nc, &tls.Config{InsecureSkipVerify: true})
+		exchange(c.tc)
+	}
+	keep := clients[0].tc
+	for _, c := range clients {
+		c.tc = nil // the client's side goes to the GC; its socket stays open
+	}
+	perStream := float64(int64(heapInuse()-before)) / conns
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		exchange(keep)
+	}
+	b.StopTimer()
+	b.ReportMetric(perStream, "heap-B/stream")
 }
