@@ -23,6 +23,15 @@
 // goroutine (or before Start); off the loop, Close and the setters hop over
 // by themselves and the other methods return ErrNotOnLoop (see Stream).
 //
+// # Streams and TLS
+//
+// Stream gives Tornado's IOStream contract a Go shape (ReadUntil,
+// ReadBytes, ReadSome, ReadUntilClose, Write with backpressure), Listen
+// and ListenGroup serve them, Connect dials. StartTLS, ListenTLS and
+// ConnectTLS run them over TLS with crypto/tls: the handshake on a
+// short-lived goroutine, the records on the loop, no goroutine per
+// connection afterwards.
+//
 // # Correctness guarantees
 //
 //   - A handler receives only the events it asked for that are ready, plus

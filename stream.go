@@ -35,11 +35,12 @@ import (
 //   - SetCloseCallback, OnDrain and SetReadTimeout hop the same way: they
 //     have no error to return, and hops run in order.
 //   - The methods that return an error (Write, ReadUntil, ReadBytes,
-//     ReadSome, ReadUntilClose, CloseWrite, SetNoDelay, SetKeepAlive)
-//     return ErrNotOnLoop and do nothing: no state changes, no callback.
+//     ReadSome, ReadUntilClose, CloseWrite, StartTLS, SetNoDelay,
+//     SetKeepAlive) return ErrNotOnLoop and do nothing: no state
+//     changes, no callback.
 //   - The accessors (Buffered, Closed, Err, Fd, Reading, WriteQueueLen,
-//     RemoteAddr, LocalAddr) read loop-owned state unchecked: loop
-//     goroutine only. Loop is safe anywhere.
+//     RemoteAddr, LocalAddr, TLSConnectionState) read loop-owned state
+//     unchecked: loop goroutine only. Loop is safe anywhere.
 //
 // To use a stream from another goroutine, hop over:
 // s.Loop().AddCallback(func() { err := s.Write(p, cb); ... }).
@@ -59,6 +60,10 @@ import (
 // buffer. Write copies whatever it cannot send at once (into pooled
 // chunks, given back once written), so the caller may reuse p as soon as
 // Write returns.
+//
+// TLS. StartTLS (or ListenTLS, ConnectTLS) puts crypto/tls between the
+// stream and its socket; every read and write then works on plaintext as
+// before. See StartTLS.
 //
 // Ownership. The Stream owns its fd and closes it in Close.
 type Stream struct {
@@ -298,6 +303,8 @@ func WithReadBufferSize(n int) StreamOption {
 // WithMaxWriteQueue caps the bytes queued for writing (default 16 MiB; 0 or
 // less: unlimited). A Write that would exceed it fails with
 // ErrWriteQueueFull and queues nothing: that is the stream's backpressure.
+// Over TLS the queue holds records, and a Write is checked on its
+// plaintext (see StartTLS).
 func WithMaxWriteQueue(n int) StreamOption {
 	return func(c *streamConfig) { c.maxWrite = n }
 }
@@ -414,7 +421,8 @@ func (s *Stream) Closed() bool { return s.is(fClosed) }
 func (s *Stream) Err() error { return s.cause() }
 
 // Buffered returns the number of bytes read from the fd and not yet
-// consumed by a read callback. Loop goroutine only.
+// consumed by a read callback (over TLS, decrypted bytes; crypto/tls may
+// hold more). Loop goroutine only.
 func (s *Stream) Buffered() int { return s.read.end - s.read.start }
 
 // SetCloseCallback sets fn to run once, on the loop goroutine, after the

@@ -107,8 +107,9 @@ type streamTLS struct {
 // a handshake that would block; meanwhile the stream is off the loop, and
 // Write returns ErrHandshaking. A read requested meanwhile is served once
 // the handshake is over; Close aborts it (cb gets the error),
-// CloseAfterFlush and CloseWrite take effect after it. The goroutine and
-// the duplicate are gone before cb runs.
+// CloseAfterFlush and CloseWrite take effect after it. The duplicate is
+// closed before cb runs, and the goroutine ends as it hands its result to
+// the loop.
 //
 // Afterwards every read and write of the stream works as before, on
 // plaintext, on the loop goroutine: a read callback gets decrypted bytes,
@@ -438,8 +439,10 @@ func (s *Stream) writeTLS(p []byte, cb func(error)) error {
 // stream's TLSConnectionState tells the ALPN protocol and the peer's
 // certificates. A connection whose handshake fails (a client that does
 // not speak TLS, rejects the certificate, or stalls) is closed, logged at
-// debug level and counted (Server.TLSHandshakeFailures). It is
-// Listen(l, network, addr, handler, append(opts, WithTLS(cfg))...).
+// debug level and counted (Server.TLSHandshakeFailures). Shutdown lets a
+// handshake in progress finish (within its timeout), as it lets a busy
+// stream finish. It is Listen(l, network, addr, handler, append(opts,
+// WithTLS(cfg))...); ListenGroup takes WithTLS too.
 func ListenTLS(l *IOLoop, network, addr string, cfg *tls.Config, handler StreamHandler, opts ...ServerOption) (*Server, error) {
 	if cfg == nil {
 		return nil, errTLSNilConfig

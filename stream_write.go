@@ -145,7 +145,7 @@ func (s *Stream) queueWrite(p []byte, cb func(error)) error {
 }
 
 // WriteQueueLen returns the number of bytes accepted by Write and not yet
-// handed to the kernel. Loop goroutine only.
+// handed to the kernel (over TLS, bytes of records). Loop goroutine only.
 func (s *Stream) WriteQueueLen() int { return s.queued() }
 
 // OnDrain sets fn to run on the loop goroutine each time the write queue

@@ -458,3 +458,66 @@ func TestTLSThousandConcurrentHandshakes(t *testing.T) {
 		t.Errorf("server counted %d failed handshakes", f)
 	}
 }
+
+// CloseAfterFlush and CloseWrite called during the handshake take effect
+// after it: the handshake completes, then the answer written from
+// StartTLS's callback goes out, then close_notify.
+func TestStartTLSCloseDuringHandshakeWaitsForIt(t *testing.T) {
+	checkNoLeaks(t)
+	l, _ := runningLoop(t)
+	p := pki(t)
+	for _, how := range []string{"CloseAfterFlush", "CloseWrite"} {
+		t.Run(how, func(t *testing.T) {
+			sv := serve(t, l, func(s *ioloop.Stream, _ net.Addr) {
+				if err := s.StartTLS(ioloop.TLSServer, p.serverConfig(), func(err error) {
+					if err != nil {
+						t.Errorf("handshake: %v", err)
+					}
+				}); err != nil {
+					t.Error(err)
+				}
+				if how == "CloseAfterFlush" {
+					s.CloseAfterFlush()
+				} else if err := s.CloseWrite(); err != nil {
+					t.Error(err)
+				}
+			})
+			c, ec := dialEOF(t, sv.Addr().String(), p.clientConfig())
+			if got := readToEOF(t, c); got != "" {
+				t.Fatalf("read %q", got)
+			}
+			if ec.sawEOF.Load() {
+				t.Fatal("EOF from the socket, not from close_notify")
+			}
+		})
+	}
+}
+
+// Shutdown lets a handshake in progress finish, then closes the idle
+// stream (close_notify) and returns nil: nothing was cut off.
+func TestTLSShutdownLetsAHandshakeFinish(t *testing.T) {
+	checkNoLeaks(t)
+	l, _ := runningLoop(t)
+	p := pki(t)
+	sv, err := ioloop.ListenTLS(l, "tcp", "127.0.0.1:0", p.serverConfig(), echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := dial(t, "tcp", sv.Addr().String())
+	waitFor(t, "the connection to be accepted", func() bool { return sv.NumStreams() == 1 })
+	shut := make(chan error, 1)
+	go func() { shut <- sv.Shutdown(ctxTimeout(t, testTimeout)) }()
+	time.Sleep(20 * time.Millisecond) // Shutdown has begun; the handshake has not
+	ec := &eofConn{Conn: raw}
+	c := tls.Client(ec, &tls.Config{RootCAs: p.roots, ServerName: "localhost"})
+	if err := c.Handshake(); err != nil {
+		t.Fatalf("handshake during Shutdown: %v", err)
+	}
+	readToEOF(t, c)
+	if ec.sawEOF.Load() {
+		t.Error("closed without close_notify")
+	}
+	if err := recv(t, shut, "Shutdown"); err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
