@@ -178,10 +178,9 @@ func BenchmarkTLSIdleMemory(b *testing.B) {
 		return ms.HeapInuse
 	}
 	type client struct {
-		fd  int
-		nc  net.Conn
-		tc  *tls.Conn
-		err chan error
+		fd int
+		nc net.Conn
+		tc *tls.Conn
 	}
 	clients := make([]*client, conns)
 	for i := range clients {

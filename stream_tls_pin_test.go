@@ -222,9 +222,8 @@ func (p *pinPair) feed(b []byte) []byte {
 			if err == nil {
 				continue
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Temporary() && err != errWouldBlock {
-				p.t.Fatalf("a temporary error that is not the transport's own: %v (%T)", err, err)
+			if errors.Is(err, errWouldBlock) && err != errWouldBlock {
+				p.t.Fatalf("crypto/tls wrapped the transport's would-block: %v (%T)", err, err)
 			}
 			if err == errWouldBlock {
 				p.wouldBlocks++

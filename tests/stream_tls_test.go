@@ -501,8 +501,7 @@ func TestTLSReadsOfEverySizeAcrossRecords(t *testing.T) {
 		rng := rand.New(rand.NewSource(2))
 		got := 0
 		var next func()
-		var onData func([]byte, error)
-		onData = func(b []byte, err error) {
+		onData := func(b []byte, err error) {
 			if err != nil {
 				done <- fmt.Errorf("after %d bytes: %w", got, err)
 				return
