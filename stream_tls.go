@@ -109,7 +109,9 @@ type streamTLS struct {
 // the handshake is over; Close aborts it (cb gets the error),
 // CloseAfterFlush and CloseWrite take effect after it. The duplicate is
 // closed before cb runs, and the goroutine ends as it hands its result to
-// the loop.
+// the loop. cfg's callbacks (GetCertificate, VerifyPeerCertificate, ...)
+// run on that goroutine; a panic there is recovered and logged with its
+// stack, as the loop does for its callbacks, and fails the handshake.
 //
 // Afterwards every read and write of the stream works as before, on
 // plaintext, on the loop goroutine: a read callback gets decrypted bytes,
@@ -240,7 +242,7 @@ func (s *Stream) startTLS(role TLSRole, cfg *tls.Config, deadline time.Time, cb 
 // the duplicate socket; then the result hops to the loop, where settle
 // finishes it (settleHandshake).
 func (t *streamTLS) handshake(s *Stream) {
-	err := t.conn.Handshake()
+	err := t.runHandshake(s)
 	t.tr.file.Close() // gone before the loop takes the socket back
 	// AddCallback fails only once the loop is closed: then its release
 	// hook (tlsLoopReleased) closes the stream and tells cb.
@@ -248,6 +250,20 @@ func (t *streamTLS) handshake(s *Stream) {
 		t.err, t.done = err, true
 		s.run(None)
 	})
+}
+
+// runHandshake runs the handshake, surviving a panic in the application's
+// callbacks that crypto/tls calls (GetCertificate, GetConfigForClient,
+// VerifyPeerCertificate, ...): it is logged with its stack, as the loop
+// logs a panicking callback, and the stream closes with errStreamPanic.
+func (t *streamTLS) runHandshake(s *Stream) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.loop.reportPanic(r, "TLS handshake", "connection closed")
+			err = errStreamPanic
+		}
+	}()
+	return t.conn.Handshake()
 }
 
 // settleHandshake is settle's part while the handshake runs: Write
@@ -483,9 +499,9 @@ func (sv *Server) handshake(s *Stream, peer net.Addr) {
 }
 
 // handshakeFailed counts and logs a failed handshake (not one that a
-// Close or Shutdown of the server cut short).
+// Close or Shutdown of the server, or the loop's Close, cut short).
 func (sv *Server) handshakeFailed(peer net.Addr, err error) {
-	if errors.Is(err, ErrShutdown) {
+	if errors.Is(err, ErrShutdown) || errors.Is(err, ErrClosed) {
 		return
 	}
 	if sv.log.Enabled(context.Background(), slog.LevelDebug) { // no formatting when debug is off

@@ -284,3 +284,30 @@ func TestTLSHandshakeTimeout(t *testing.T) {
 	defer sc.Close()
 	expectClosed(t, sc)
 }
+
+// A panic in a tls.Config callback, on the handshake goroutine, does not
+// take the process down: it is logged with its stack and counted, as the
+// loop does for its callbacks, and the connection closes.
+func TestTLSHandshakeCallbackPanicIsRecovered(t *testing.T) {
+	checkNoLeaks(t)
+	l, logs := runningLoop(t)
+	p := pki(t)
+	cfg := &tls.Config{GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		panic("certificate store on fire")
+	}}
+	addr, ended := startTLSServer(t, l, cfg)
+	_, err := tls.Dial("tcp", addr, p.clientConfig())
+	if err == nil {
+		t.Fatal("the handshake succeeded")
+	}
+	serr := recv(t, ended, "the server's handshake")
+	if !errors.Is(serr, ioloop.ErrStreamClosed) || !strings.Contains(serr.Error(), "panicked") {
+		t.Fatalf("server: %v", serr)
+	}
+	if !strings.Contains(logs.String(), "panic in TLS handshake") || !strings.Contains(logs.String(), "certificate store on fire") {
+		t.Errorf("log: %s", logs)
+	}
+	if n := l.Stats().Panics; n != 1 {
+		t.Errorf("Stats().Panics = %d", n)
+	}
+}
