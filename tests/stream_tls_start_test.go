@@ -521,3 +521,35 @@ func TestTLSShutdownLetsAHandshakeFinish(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+// Server.Close during handshakes closes those streams at once (the
+// handshake goroutines wake up and go), Done follows, and a handshake cut
+// short by Close is not counted as failed.
+func TestTLSServerCloseDuringHandshakes(t *testing.T) {
+	checkNoLeaks(t)
+	l, _ := runningLoop(t)
+	p := pki(t)
+	sv, err := ioloop.ListenTLS(l, "tcp", "127.0.0.1:0", p.serverConfig(), echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	for i := 0; i < 5; i++ {
+		conns = append(conns, dial(t, "tcp", sv.Addr().String())) // silent: handshakes wait
+	}
+	waitFor(t, "the connections to be accepted", func() bool { return sv.NumStreams() == 5 })
+	start := time.Now()
+	if err := sv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	recv(t, sv.Done(), "Done")
+	if el := time.Since(start); el > 2*time.Second {
+		t.Errorf("Close took %v: it waited for the handshakes", el)
+	}
+	for _, c := range conns {
+		expectClosed(t, c)
+	}
+	if n := sv.TLSHandshakeFailures(); n != 0 {
+		t.Errorf("%d handshakes counted as failed", n)
+	}
+}
