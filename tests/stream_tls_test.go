@@ -601,3 +601,30 @@ func TestTLSTwoRecordsInOneSegment(t *testing.T) {
 		}
 	}
 }
+
+// Read limits over TLS: a line longer than ReadUntil's maximum fails the
+// read with ErrDelimiterNotFound, the stream can still answer, and it
+// closes once the answer is out, with close_notify.
+func TestTLSReadLimit(t *testing.T) {
+	checkNoLeaks(t)
+	l, _ := runningLoop(t)
+	p := pki(t)
+	errs := make(chan error, 1)
+	sv := serveTLS(t, l, p.serverConfig(), func(s *ioloop.Stream, _ net.Addr) {
+		s.ReadUntil([]byte("\n"), 100, func(_ []byte, err error) {
+			errs <- err
+			s.Write([]byte("line too long\n"), nil)
+		})
+	})
+	c, ec := dialEOF(t, sv.Addr().String(), p.clientConfig())
+	c.Write(bytes.Repeat([]byte("x"), 200))
+	if err := recv(t, errs, "the read"); !errors.Is(err, ioloop.ErrDelimiterNotFound) {
+		t.Fatalf("read: %v", err)
+	}
+	if got := readToEOF(t, c); got != "line too long\n" {
+		t.Fatalf("answer %q", got)
+	}
+	if ec.sawEOF.Load() {
+		t.Error("closed without close_notify")
+	}
+}
