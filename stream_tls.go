@@ -292,9 +292,11 @@ func (s *Stream) finishHandshake() {
 	switch {
 	case s.is(fClosed): // closed while the handshake ran
 	case err != nil:
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		switch {
+		case err == errStreamPanic: // logged on the goroutine; says what it is
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			err = fmt.Errorf("ioloop: TLS handshake not finished within %v: %w", t.timeout.Round(time.Millisecond), ErrTimeout)
-		} else {
+		default:
 			err = fmt.Errorf("ioloop: TLS handshake: %w", err)
 		}
 		t.notified = true // no session to close
@@ -333,10 +335,10 @@ func (s *Stream) tlsLoopReleased(t *streamTLS) {
 
 // closeTLS is closeNow's TLS part, before the socket is closed: a running
 // handshake is aborted (its goroutine wakes up and reports; the stream
-// finishes closing then), and an established session says close_notify when the
-// stream closes of its own will (Close, a read timeout, a server's
-// shutdown) and nothing is queued ahead of it. The alert goes out only if
-// the kernel takes it at once.
+// finishes closing then), and an established session says close_notify
+// when the stream closes of its own will (Close, a read timeout, a
+// server's shutdown) and nothing is queued ahead of it. The alert goes
+// out only if the kernel takes it at once.
 func (s *Stream) closeTLS(cause error) {
 	t := s.x.tls
 	if s.is(fHandshaking) {
