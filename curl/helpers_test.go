@@ -312,7 +312,6 @@ func clientCertFiles(t *testing.T) (*x509.CertPool, string, string) {
 	return pool, certFile, keyFile
 }
 
-
 // ---- process resources ----
 
 func openFDs(t *testing.T) int {
