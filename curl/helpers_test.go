@@ -12,6 +12,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"fmt"
+	"io"
+	"log"
 	"log/slog"
 	"math/big"
 	"net"
@@ -157,12 +159,15 @@ func (c *connCounter) hook(_ net.Conn, s http.ConnState) {
 	}
 }
 
+var quietLog = log.New(io.Discard, "", 0)
+
 // newServer starts an HTTP/1.1 server on 127.0.0.1 for the test.
 func newServer(t *testing.T, h http.Handler) (*httptest.Server, *connCounter) {
 	t.Helper()
 	cc := &connCounter{}
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ConnState = cc.hook
+	srv.Config.ErrorLog = quietLog
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv, cc
@@ -176,6 +181,7 @@ func newTLSServer(t *testing.T, h http.Handler, h2 bool) (*httptest.Server, stri
 	srv := httptest.NewUnstartedServer(h)
 	srv.EnableHTTP2 = h2
 	srv.Config.ConnState = cc.hook
+	srv.Config.ErrorLog = quietLog // handshakes the client aborts (untrusted certificates)
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	ca := filepath.Join(t.TempDir(), "ca.pem")
@@ -190,6 +196,7 @@ func newH2CServer(t *testing.T, h http.Handler) (*httptest.Server, *connCounter)
 	cc := &connCounter{}
 	srv := httptest.NewUnstartedServer(h)
 	srv.Config.ConnState = cc.hook
+	srv.Config.ErrorLog = quietLog
 	var p http.Protocols
 	p.SetHTTP1(true)
 	p.SetUnencryptedHTTP2(true)
