@@ -73,7 +73,7 @@ func newCore(api unsafe.Pointer, h cgo.Handle) (core, bool) {
 
 // multi makes the multi handle on first use (on the loop thread, where
 // every libcurl call is made). It returns a CURLMcode.
-func (k core) multi() int { return int(C.iocurl_multi(k.cl)) }
+func (k core) multi(maxIdle int) int { return int(C.iocurl_multi(k.cl, C.long(maxIdle))) }
 
 func (k core) free() { C.iocurl_client_free(k.cl) }
 

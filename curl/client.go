@@ -29,7 +29,8 @@ type options struct {
 
 // WithMaxClients caps the transfers that run at once (Tornado's
 // max_clients). Fetches beyond it wait in a FIFO queue, and a request's
-// Timeout counts that wait. n must be at least 1.
+// Timeout counts that wait. n must be at least 1. libcurl keeps up to n
+// idle connections for reuse.
 func WithMaxClients(n int) Option { return func(o *options) { o.maxClients = n } }
 
 // Client is an HTTP client on an ioloop loop: libcurl's multi-socket
@@ -68,9 +69,11 @@ type Client struct {
 	active  int          // transfers in libcurl
 	queue   []queueEntry // FIFO of transfers waiting for a slot, from qhead
 	qhead   int
+	qstale  int // entries from qhead on whose transfer left the queue (cancelled)
 	doneIDs []int32    // reused by onDone
 	batch   []finished // reused by onDone
 	calls   int64      // calls from C into Go (for the tests: none per fd event)
+	recur   int64      // CURLM_RECURSIVE_API_CALLs seen, kept past teardown (tests: 0)
 }
 
 type queueEntry struct {
@@ -196,12 +199,9 @@ func (c *Client) FetchContext(ctx context.Context, req *Request, cb func(*Respon
 	if req != nil && req.Timeout > 0 {
 		t.deadline = time.Now().Add(req.Timeout)
 	}
-	if ctx.Done() != nil {
-		gen := t.gen
-		t.stopCtx = context.AfterFunc(ctx, func() { c.cancelLater(t, gen, ctx) })
-	}
 	if c.loop.InLoop() && c.depth == 0 && !c.torn {
 		t.fresh = true
+		c.watch(ctx, t)
 		c.enqueue(t)
 		return
 	}
@@ -217,8 +217,18 @@ func (c *Client) FetchContext(ctx context.Context, req *Request, cb func(*Respon
 	} else {
 		t.state = stInbox
 		c.inbox = append(c.inbox, t)
+		c.watch(ctx, t) // under mu: see cancelLater
 	}
 	c.kickLocked()
+}
+
+// watch arranges for t to be cancelled when ctx is done.
+func (c *Client) watch(ctx context.Context, t *transfer) {
+	if ctx.Done() == nil {
+		return
+	}
+	gen := t.gen
+	t.stopCtx = context.AfterFunc(ctx, func() { c.cancelLater(t, gen, ctx) })
 }
 
 // kickLocked queues onKick on the loop unless it is queued already. If
@@ -348,27 +358,45 @@ func (c *Client) popQueued() *transfer {
 		e := c.queue[c.qhead]
 		c.queue[c.qhead] = queueEntry{}
 		c.qhead++
-		if e.t.gen == e.gen && e.t.state == stQueued {
+		if e.live() {
 			c.compactQueue()
 			return e.t
 		}
+		c.qstale--
 	}
 	c.compactQueue()
 	return nil
 }
 
+// live reports whether the entry's transfer still waits in the queue.
+func (e queueEntry) live() bool { return e.t.gen == e.gen && e.t.state == stQueued }
+
+// compactQueue reclaims the consumed head of the queue, and drops the
+// entries of cancelled transfers once they are most of it, so that a
+// stuck queue with many cancellations does not grow without bound.
 func (c *Client) compactQueue() {
-	if c.qhead == len(c.queue) {
-		c.queue, c.qhead = c.queue[:0], 0
-	} else if c.qhead > 64 && c.qhead*2 > len(c.queue) {
+	switch {
+	case c.qhead == len(c.queue):
+		c.queue, c.qhead, c.qstale = c.queue[:0], 0, 0
+	case c.qstale > 64 && c.qstale*2 > len(c.queue)-c.qhead:
+		n := 0
+		for _, e := range c.queue[c.qhead:] {
+			if e.live() {
+				c.queue[n] = e
+				n++
+			}
+		}
+		clear(c.queue[n:])
+		c.queue, c.qhead, c.qstale = c.queue[:n], 0, 0
+	case c.qhead > 64 && c.qhead*2 > len(c.queue):
 		n := copy(c.queue, c.queue[c.qhead:])
 		clear(c.queue[n:])
 		c.queue, c.qhead = c.queue[:n], 0
 	}
 }
 
-// queued counts the transfers waiting for a slot (stale entries included).
-func (c *Client) queued() int { return len(c.queue) - c.qhead }
+// queued counts the transfers waiting for a slot.
+func (c *Client) queued() int { return len(c.queue) - c.qhead - c.qstale }
 
 // begin hands t to libcurl on a free slot. A request that cannot start
 // fails in the next loop turn (never inside Fetch).
@@ -398,7 +426,7 @@ func (c *Client) begin(t *transfer) {
 		p.timeoutMs = ceilMs(left)
 	}
 	if !c.multiOK {
-		if mc := c.k.multi(); mc != 0 {
+		if mc := c.k.multi(c.max); mc != 0 {
 			c.failLater(t, CodeOK, "", fmt.Errorf("curl_multi_init: %s", multiStrerror(mc)))
 			return
 		}
@@ -614,7 +642,12 @@ func (c *Client) recoverUser(what string) {
 }
 
 // cancelLater runs on a goroutine of context.AfterFunc: hop to the loop.
+// A context that is done already fires at once, possibly before the
+// FetchContext that registered it has handed t to the loop: that happens
+// under mu, so taking mu first orders the hop after it.
 func (c *Client) cancelLater(t *transfer, gen uint64, ctx context.Context) {
+	c.mu.Lock()
+	c.mu.Unlock() //nolint:staticcheck // an ordering barrier, not an empty critical section by mistake
 	_ = c.loop.AddCallback(func() { c.cancel(t, gen, CodeOK, "", context.Cause(ctx)) })
 }
 
@@ -651,7 +684,9 @@ func (c *Client) cancel(t *transfer, gen uint64, code Code, msg string, cause er
 		}
 		c.mu.Unlock()
 	case stQueued:
-		// Its queue entry goes stale (popQueued skips it).
+		// Its queue entry goes stale: popQueued skips it.
+		c.qstale++
+		defer c.compactQueue()
 	case stActive:
 		c.slots[t.id].abort()
 		c.detach(t)
@@ -710,10 +745,8 @@ func (c *Client) teardown() {
 		}
 	}
 	c.active = 0
-	for c.queued() > 0 {
-		if t := c.popQueued(); t != nil {
-			pending = append(pending, t)
-		}
+	for t := c.popQueued(); t != nil; t = c.popQueued() {
+		pending = append(pending, t)
 	}
 	c.mu.Lock()
 	c.gone = true
@@ -722,6 +755,7 @@ func (c *Client) teardown() {
 	c.mu.Unlock()
 	pending = append(pending, inbox...)
 
+	c.recur = c.k.recursive()
 	for _, s := range c.slots {
 		s.free()
 	}

@@ -149,11 +149,8 @@ func TestTLS(t *testing.T) {
 
 	// Client certificates.
 	pool, cert, key := clientCertFiles(t)
-	mtls, mca, _ := newTLSServer(t, hello, false)
-	mtls.Config.TLSConfig.ClientAuth = tls.RequireAndVerifyClientCert
-	mtls.Config.TLSConfig.ClientCAs = pool
-	mtls.TLS.ClientAuth = tls.RequireAndVerifyClientCert
-	mtls.TLS.ClientCAs = pool
+	mtls, mca, _ := newTLSServerWith(t, hello, false,
+		&tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool})
 	resp, err = r.do(&Request{URL: mtls.URL, CAFile: mca})
 	curlErr(t, resp, err)
 	res = r.mustDo(&Request{URL: mtls.URL, CAFile: mca, ClientCert: cert, ClientKey: key})

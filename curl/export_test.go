@@ -8,7 +8,7 @@ package curl
 // CURLM_RECURSIVE_API_CALL (must stay 0).
 func (c *Client) recursiveCalls() int64 {
 	if c.torn {
-		return 0
+		return c.recur
 	}
 	return c.k.recursive()
 }

@@ -321,7 +321,7 @@ iocurl_client *iocurl_client_new(void *api, uintptr_t handle) {
   return cl;
 }
 
-int iocurl_multi(iocurl_client *cl) {
+int iocurl_multi(iocurl_client *cl, long maxconnects) {
   CURLM *m;
   if (cl->multi != NULL)
     return 0;
@@ -335,6 +335,10 @@ int iocurl_multi(iocurl_client *cl) {
   /* HTTP/2 multiplexing when both sides can (libcurl's default since
    * 7.62; said here so that it does not depend on the version). */
   curl_multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+  /* libcurl sizes its idle-connection cache from the easy handles in the
+   * multi handle (4 each); ours leave it between requests, so a lull would
+   * shrink the cache and the next burst would reconnect. */
+  curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, maxconnects);
   cl->multi = m;
   return 0;
 }

@@ -118,8 +118,9 @@ struct iocurl_client {
 };
 
 iocurl_client *iocurl_client_new(void *api, uintptr_t handle);
-/* iocurl_multi makes the multi handle on first use; 0 or a CURLMcode. */
-int iocurl_multi(iocurl_client *cl);
+/* iocurl_multi makes the multi handle on first use, keeping up to
+ * maxconnects idle connections; 0 or a CURLMcode. */
+int iocurl_multi(iocurl_client *cl, long maxconnects);
 void iocurl_client_free(iocurl_client *cl);
 
 iocurl_xfer *iocurl_xfer_new(iocurl_client *cl, int32_t id);

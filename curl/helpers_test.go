@@ -8,6 +8,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -177,8 +178,16 @@ func newServer(t *testing.T, h http.Handler) (*httptest.Server, *connCounter) {
 // its certificate to a CA file the client can trust.
 func newTLSServer(t *testing.T, h http.Handler, h2 bool) (*httptest.Server, string, *connCounter) {
 	t.Helper()
+	return newTLSServerWith(t, h, h2, nil)
+}
+
+// newTLSServerWith is newTLSServer with a TLS configuration set before the
+// server starts.
+func newTLSServerWith(t *testing.T, h http.Handler, h2 bool, cfg *tls.Config) (*httptest.Server, string, *connCounter) {
+	t.Helper()
 	cc := &connCounter{}
 	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = cfg
 	srv.EnableHTTP2 = h2
 	srv.Config.ConnState = cc.hook
 	srv.Config.ErrorLog = quietLog // handshakes the client aborts (untrusted certificates)

@@ -1,0 +1,5 @@
+//go:build !asan
+
+package curl
+
+const asanBuild = false
