@@ -1,4 +1,4 @@
-//go:build !asan
+//go:build !asan && linux && cgo
 
 package curl
 

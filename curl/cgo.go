@@ -51,8 +51,9 @@ func (c Code) String() string { return C.GoString(C.iocurl_strerror(C.int(c))) }
 
 func multiStrerror(mc int) string { return C.GoString(C.iocurl_multi_strerror(C.int(mc))) }
 
-// libcurlVersion is curl_version(), for error messages and the bench.
-func libcurlVersion() string { return C.GoString(C.curl_version()) }
+// LibcurlVersion is the version string of the libcurl the program runs
+// with (curl_version: "libcurl/7.88.1 OpenSSL/3.0.17 zlib/1.2.13 ...").
+func LibcurlVersion() string { return C.GoString(C.curl_version()) }
 
 // checkAPI checks the loop's C API table against the header this package
 // was built with, as any package using the table must.
@@ -151,14 +152,13 @@ type plan struct {
 }
 
 const (
-	curlHTTPVersionNone  = C.CURL_HTTP_VERSION_NONE
-	curlHTTPVersion11    = C.CURL_HTTP_VERSION_1_1
-	curlHTTPVersion2TLS  = C.CURL_HTTP_VERSION_2TLS
-	curlHTTPVersion2PK   = C.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
-	curlHTTPVersion10    = C.CURL_HTTP_VERSION_1_0
-	curlHTTPVersion20    = C.CURL_HTTP_VERSION_2_0
-	curlHTTPVersion3     = C.CURL_HTTP_VERSION_3
-	libcurlErrorSizeHint = C.CURL_ERROR_SIZE
+	curlHTTPVersionNone = C.CURL_HTTP_VERSION_NONE
+	curlHTTPVersion11   = C.CURL_HTTP_VERSION_1_1
+	curlHTTPVersion2TLS = C.CURL_HTTP_VERSION_2TLS
+	curlHTTPVersion2PK  = C.CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE
+	curlHTTPVersion10   = C.CURL_HTTP_VERSION_1_0
+	curlHTTPVersion20   = C.CURL_HTTP_VERSION_2_0
+	curlHTTPVersion3    = C.CURL_HTTP_VERSION_3
 )
 
 // fill copies the request into the slot's arena (one C buffer: strings,

@@ -16,23 +16,6 @@ import (
 	"github.com/ioloop-go/ioloop"
 )
 
-// DefaultMaxClients is the number of transfers a Client runs at once
-// unless WithMaxClients says otherwise; the others wait in FIFO order.
-const DefaultMaxClients = 64
-
-// Option configures a Client.
-type Option func(*options)
-
-type options struct {
-	maxClients int
-}
-
-// WithMaxClients caps the transfers that run at once (Tornado's
-// max_clients). Fetches beyond it wait in a FIFO queue, and a request's
-// Timeout counts that wait. n must be at least 1. libcurl keeps up to n
-// idle connections for reuse.
-func WithMaxClients(n int) Option { return func(o *options) { o.maxClients = n } }
-
 // Client is an HTTP client on an ioloop loop: libcurl's multi-socket
 // interface driven by the loop's C core (see the package doc). Its methods
 // are safe from any goroutine.
@@ -69,7 +52,7 @@ type Client struct {
 	active  int          // transfers in libcurl
 	queue   []queueEntry // FIFO of transfers waiting for a slot, from qhead
 	qhead   int
-	qstale  int // entries from qhead on whose transfer left the queue (cancelled)
+	qstale  int        // entries from qhead on whose transfer left the queue (cancelled)
 	doneIDs []int32    // reused by onDone
 	batch   []finished // reused by onDone
 	calls   int64      // calls from C into Go (for the tests: none per fd event)
@@ -643,11 +626,13 @@ func (c *Client) recoverUser(what string) {
 
 // cancelLater runs on a goroutine of context.AfterFunc: hop to the loop.
 // A context that is done already fires at once, possibly before the
-// FetchContext that registered it has handed t to the loop: that happens
-// under mu, so taking mu first orders the hop after it.
+// FetchContext that registered it has handed t to the loop; that happens
+// under mu, so queuing the hop under mu orders it after. (The loop never
+// calls into the client holding its own lock, so the order mu, then the
+// loop's lock, cannot deadlock.)
 func (c *Client) cancelLater(t *transfer, gen uint64, ctx context.Context) {
 	c.mu.Lock()
-	c.mu.Unlock() //nolint:staticcheck // an ordering barrier, not an empty critical section by mistake
+	defer c.mu.Unlock()
 	_ = c.loop.AddCallback(func() { c.cancel(t, gen, CodeOK, "", context.Cause(ctx)) })
 }
 

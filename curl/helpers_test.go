@@ -259,15 +259,6 @@ func readHead(conn net.Conn) []byte {
 	return head
 }
 
-// gate is a channel that handlers block on; it is closed at cleanup,
-// before the servers registered earlier close (cleanups run last first).
-func gate(t *testing.T) chan struct{} {
-	g := make(chan struct{})
-	var once sync.Once
-	t.Cleanup(func() { once.Do(func() { close(g) }) })
-	return g
-}
-
 // ---- certificates ----
 
 func writePEM(t *testing.T, path, kind string, der []byte) {
