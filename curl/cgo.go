@@ -46,6 +46,8 @@ func curlInit() Code {
 	return Code(globalInit.code)
 }
 
+var h2cReuseBroken = sync.OnceValue(func() bool { return C.iocurl_h2c_reuse_broken() != 0 })
+
 // String is libcurl's text for the code (curl_easy_strerror).
 func (c Code) String() string { return C.GoString(C.iocurl_strerror(C.int(c))) }
 
@@ -305,6 +307,9 @@ func (s slot) fill(r *Request, p *plan) error {
 	case HTTP2PriorKnowledge:
 		q.http_version = curlHTTPVersion2PK
 		flags |= C.IOCURL_PIPEWAIT
+		if h2cReuseBroken() {
+			flags = flags&^C.IOCURL_PIPEWAIT | C.IOCURL_NOREUSE
+		}
 	default:
 		return invalidf("HTTPVersion %d", int(r.HTTPVersion))
 	}

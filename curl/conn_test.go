@@ -121,6 +121,23 @@ func TestHTTPVersions(t *testing.T) {
 	}
 }
 
+// Prior-knowledge HTTP/2 works request after request, also concurrently
+// (with libcurl before 8.0, on connections of their own).
+func TestHTTP2PriorKnowledgeRepeated(t *testing.T) {
+	srv, conns := newH2CServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(r.Proto)) }))
+	r := newRig(t)
+	req := &Request{URL: srv.URL, HTTPVersion: HTTP2PriorKnowledge}
+	for range 5 {
+		if res := r.mustDo(req); string(res.Body) != "HTTP/2.0" {
+			t.Fatalf("server saw %s", res.Body)
+		}
+	}
+	if f := pump(t, r, req, 8, 100); f != 0 {
+		t.Fatalf("%d of 100 concurrent transfers failed", f)
+	}
+	t.Logf("%d connections for 105 transfers (libcurl %s)", conns.n.Load(), LibcurlVersion())
+}
+
 // Certificates are verified unless told not to; a CA file makes a server
 // trusted; a client certificate is presented when given.
 func TestTLS(t *testing.T) {

@@ -412,7 +412,7 @@ void iocurl_client_free(iocurl_client *cl) {
 #define RARE_CAFILE 0x20000u
 #define RARE_CERT 0x40000u
 #define RARE_METHOD 0x80000u
-#define RARE_FLAGS (IOCURL_UPLOAD_READ | IOCURL_INSECURE | IOCURL_HEAD | IOCURL_POST)
+#define RARE_FLAGS (IOCURL_UPLOAD_READ | IOCURL_INSECURE | IOCURL_HEAD | IOCURL_POST | IOCURL_NOREUSE)
 
 static CURLcode set_constants(iocurl_xfer *x) {
   CURL *e = x->easy;
@@ -530,6 +530,10 @@ static CURLcode setup(iocurl_xfer *x) {
       SET(CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
     }
   }
+  if (x->flags & IOCURL_NOREUSE) {
+    SET(CURLOPT_FRESH_CONNECT, 1L);
+    SET(CURLOPT_FORBID_REUSE, 1L);
+  }
   if (x->flags & IOCURL_INSECURE) {
     SET(CURLOPT_SSL_VERIFYPEER, 0L);
     SET(CURLOPT_SSL_VERIFYHOST, 0L);
@@ -608,6 +612,10 @@ void iocurl_release(iocurl_xfer *x) {
 const char *iocurl_strerror(int code) { return curl_easy_strerror((CURLcode)code); }
 
 const char *iocurl_multi_strerror(int code) { return curl_multi_strerror((CURLMcode)code); }
+
+int iocurl_h2c_reuse_broken(void) {
+  return curl_version_info(CURLVERSION_NOW)->version_num < 0x080000;
+}
 
 int iocurl_api_check(void *api) {
   ioloop_api *a = api;

@@ -41,6 +41,7 @@ typedef struct iocurl_buf {
 #define IOCURL_HEAD 0x40u        /* no response body (HEAD) */
 #define IOCURL_POST 0x80u        /* send a body (method set by custom_method) */
 #define IOCURL_PIPEWAIT 0x100u   /* wait for a connection that may multiplex */
+#define IOCURL_NOREUSE 0x200u    /* a connection of its own, closed after it */
 
 /* The request options Go fills in, as offsets into the arena (-1: unset).
  * Strings are NUL-terminated; headers are hdr_n consecutive strings. */
@@ -138,6 +139,11 @@ int iocurl_abort(iocurl_xfer *x);
 void iocurl_release(iocurl_xfer *x);
 /* iocurl_unpause resumes a transfer whose upload was paused for data. */
 int iocurl_unpause(iocurl_xfer *x);
+
+/* iocurl_h2c_reuse_broken: libcurl before 8.0 fails a transfer that
+ * reuses an HTTP/2 prior-knowledge connection ("Error in the HTTP2 framing
+ * layer", curl/curl#10634, fixed in 8.0.0 by curl/curl#10643). */
+int iocurl_h2c_reuse_broken(void);
 
 /* iocurl_api_check: the table's version, or -1 if it is older or smaller
  * than the header this package was built with. */

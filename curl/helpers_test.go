@@ -36,14 +36,14 @@ const waitLimit = 20 * time.Second
 
 // rig is a running loop with a client on it.
 type rig struct {
-	t    *testing.T
+	t    testing.TB
 	l    *ioloop.IOLoop
 	c    *Client
 	logs *syncBuffer
 	done chan error
 }
 
-func newRig(t *testing.T, opts ...Option) *rig {
+func newRig(t testing.TB, opts ...Option) *rig {
 	t.Helper()
 	logs := &syncBuffer{}
 	l, err := ioloop.New(ioloop.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))
@@ -122,7 +122,7 @@ func (r *rig) do(req *Request) (*Response, error) {
 }
 
 // mustOK fails the test unless the transfer succeeded with status 200.
-func mustOK(t *testing.T, resp *Response, err error) *Response {
+func mustOK(t testing.TB, resp *Response, err error) *Response {
 	t.Helper()
 	if err != nil {
 		t.Fatalf("transfer failed: %v", err)
@@ -217,7 +217,7 @@ func newH2CServer(t *testing.T, h http.Handler) (*httptest.Server, *connCounter)
 
 // rawServer accepts TCP connections on 127.0.0.1 and hands each to serve
 // on its own goroutine; it returns the URL prefix.
-func rawServer(t *testing.T, serve func(net.Conn)) string {
+func rawServer(t testing.TB, serve func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

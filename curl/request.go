@@ -19,7 +19,9 @@ const (
 	// server does not offer it; http:// URLs use HTTP/1.1.
 	HTTP2
 	// HTTP2PriorKnowledge speaks HTTP/2 at once, without negotiation, also
-	// over cleartext (h2c): for servers known to support it.
+	// over cleartext (h2c): for servers known to support it. With libcurl
+	// older than 8.0, which fails a transfer that reuses such a connection
+	// (curl/curl#10634), each transfer gets a connection of its own.
 	HTTP2PriorKnowledge
 )
 

@@ -13,7 +13,7 @@ import (
 // pump keeps conc transfers of req in flight on the loop until n have
 // completed, refilling from the callbacks (the steady path), and returns
 // the number of failures.
-func pump(t *testing.T, r *rig, req *Request, conc, n int) int {
+func pump(t testing.TB, r *rig, req *Request, conc, n int) int {
 	t.Helper()
 	done := make(chan int, 1)
 	r.on(func() {
