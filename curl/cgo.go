@@ -16,7 +16,6 @@ package curl
 #cgo CFLAGS: -I${SRCDIR}/../csrc -O2 -std=gnu11 -Wall -Wextra
 #include "glue.h"
 #include <stdlib.h>
-#include <string.h>
 */
 import "C"
 
@@ -113,7 +112,16 @@ func (s slot) start() int { return int(C.iocurl_start(s.x)) }
 // abort takes an active transfer out of the multi handle; a CURLMcode.
 func (s slot) abort() int { return int(C.iocurl_abort(s.x)) }
 
-func (s slot) release() { C.iocurl_release(s.x) }
+// release trims the slot's buffers after a transfer; it crosses into C
+// only when there is something to free (the steady path has nothing).
+func (s slot) release() {
+	x := s.x
+	if x.body.cap > C.IOCURL_KEEP || x.head.cap > C.IOCURL_KEEP || x.up.cap > 0 || x.arena.cap > C.IOCURL_KEEP {
+		C.iocurl_release(x)
+		return
+	}
+	x.body.len, x.head.len, x.arena.len = 0, 0, 0
+}
 
 func (s slot) paused() bool { return s.x.paused != 0 }
 
@@ -394,6 +402,10 @@ type outcome struct {
 	response *Response
 }
 
+// smallBody is the largest body copied into the same allocation as the
+// response header (a larger one gets its own, not zeroed first).
+const smallBody = 16 << 10
+
 // read builds the outcome of a completed transfer: on success the Response
 // with its header parsed and its body copied into Go memory (the one copy
 // of it), otherwise libcurl's message.
@@ -415,16 +427,29 @@ func (s slot) read(r *Request, queued time.Duration) outcome {
 	case curlHTTPVersion3:
 		resp.Proto, resp.ProtoMajor, resp.ProtoMinor = "HTTP/3.0", 3, 0
 	}
-	if x.head.len > 0 {
-		resp.Status, resp.Header = parseHeader(C.GoStringN(x.head.p, C.int(x.head.len)))
+	head := unsafe.Slice((*byte)(unsafe.Pointer(x.head.p)), int(x.head.len))
+	body := unsafe.Slice((*byte)(unsafe.Pointer(x.body.p)), int(x.body.len))
+	var block string
+	if len(body) <= smallBody {
+		// One allocation for both: the header's strings point into the
+		// front of it (never written again), Body is the rest (its
+		// capacity ends there, so appending to it cannot reach them).
+		buf := make([]byte, len(head)+len(body))
+		copy(buf, head)
+		copy(buf[len(head):], body)
+		if len(head) > 0 {
+			block = unsafe.String(&buf[0], len(head))
+		}
+		if len(body) > 0 {
+			resp.Body = buf[len(head):len(buf):len(buf)]
+		}
 	} else {
-		resp.Header = http.Header{}
+		block = string(head)
+		resp.Body = bytes.Clone(body)
 	}
-	if x.body.len > 0 {
-		resp.Body = bytes.Clone(unsafe.Slice((*byte)(unsafe.Pointer(x.body.p)), int(x.body.len)))
-	}
+	resp.Status, resp.Header = parseHeader(block)
 	if u := x.res.effective_url; u != nil {
-		eff := unsafe.String((*byte)(unsafe.Pointer(u)), int(C.strlen(u)))
+		eff := unsafe.String((*byte)(unsafe.Pointer(u)), int(x.res.effective_url_len))
 		if eff == r.URL {
 			resp.EffectiveURL = r.URL
 		} else {

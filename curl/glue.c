@@ -34,10 +34,6 @@ extern int iocurlGoHeader(uintptr_t h, int32_t id, char *p, size_t n);
 extern int iocurlGoBody(uintptr_t h, int32_t id, char *p, size_t n);
 extern void iocurlGoRead(uintptr_t h, int32_t id);
 
-/* Buffers larger than this are freed when a transfer ends rather than kept
- * for the next one: a slot that once received 16 MiB must not hold it. */
-#define IOCURL_KEEP (256u * 1024u)
-
 int iocurl_reserve(iocurl_buf *b, size_t need) {
   size_t ncap;
   char *np;
@@ -200,6 +196,7 @@ static void finish(iocurl_xfer *x, CURLcode code) {
   if (curl_easy_getinfo(e, CURLINFO_EFFECTIVE_URL, &url) != CURLE_OK)
     url = NULL;
   r->effective_url = url;
+  r->effective_url_len = url != NULL ? (int64_t)strlen(url) : 0;
   r->t_dns = info_off(e, CURLINFO_NAMELOOKUP_TIME_T);
   r->t_connect = info_off(e, CURLINFO_CONNECT_TIME_T);
   r->t_tls = info_off(e, CURLINFO_APPCONNECT_TIME_T);
@@ -273,7 +270,8 @@ static size_t write_cb(char *p, size_t size, size_t n, void *ud) {
     }
     return len;
   }
-  if (x->body.len == 0) {
+  /* A body that arrives in one piece needs no size hint. */
+  if (x->body.len == 0 && len >= CURL_MAX_WRITE_SIZE) {
     curl_off_t cl = -1;
     if (curl_easy_getinfo(x->easy, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl) == CURLE_OK && cl > 0 &&
         (uint64_t)cl < (uint64_t)SIZE_MAX / 2 && (size_t)cl > x->body.cap && (size_t)cl >= len)
@@ -377,6 +375,7 @@ void iocurl_xfer_free(iocurl_xfer *x) {
   free(x->up.p);
   free(x->head.p);
   free(x->body.p);
+  free(x->cur.url.p);
   free(x);
 }
 
@@ -471,6 +470,57 @@ static int build_headers(iocurl_xfer *x) {
       return c_;                                                                                   \
   } while (0)
 
+/* set_common sets the options every request has, skipping those whose
+ * value the handle has already (x->cur): a request like the previous one
+ * on this handle costs no setopt, not even the URL's copy. */
+static CURLcode set_common(iocurl_xfer *x) {
+  iocurl_req *r = &x->req;
+  CURL *e = x->easy;
+  const char *url = arena_str(x, r->url);
+  struct curl_slist *hdrs;
+  uint32_t flags = x->flags & (IOCURL_FOLLOW | IOCURL_DECOMPRESS | IOCURL_PIPEWAIT);
+  int all = !x->cur.valid;
+  size_t n;
+
+  if (build_headers(x) < 0)
+    return CURLE_OUT_OF_MEMORY;
+  hdrs = r->hdr_n > 0 ? x->hdrs : NULL;
+  n = strlen(url) + 1;
+  if (all || x->cur.url.len != n || memcmp(x->cur.url.p, url, n) != 0) {
+    SET(CURLOPT_URL, url);
+    if (iocurl_reserve(&x->cur.url, n) < 0)
+      return CURLE_OUT_OF_MEMORY;
+    memcpy(x->cur.url.p, url, n);
+    x->cur.url.len = n;
+  }
+  /* The list's nodes are rebuilt in place for each request (libcurl reads
+   * them during the transfer), so the same pointer needs no setopt. */
+  if (all || hdrs != x->cur.hdrs)
+    SET(CURLOPT_HTTPHEADER, hdrs);
+  if (all || r->connect_ms != x->cur.connect_ms)
+    SET(CURLOPT_CONNECTTIMEOUT_MS, (long)r->connect_ms);
+  if (all || r->timeout_ms != x->cur.timeout_ms)
+    SET(CURLOPT_TIMEOUT_MS, (long)r->timeout_ms);
+  if (all || r->max_redirs != x->cur.max_redirs)
+    SET(CURLOPT_MAXREDIRS, (long)r->max_redirs);
+  if (all || r->http_version != x->cur.http_version)
+    SET(CURLOPT_HTTP_VERSION, (long)r->http_version);
+  if (all || ((flags ^ x->cur.flags) & IOCURL_FOLLOW))
+    SET(CURLOPT_FOLLOWLOCATION, (flags & IOCURL_FOLLOW) ? 1L : 0L);
+  if (all || ((flags ^ x->cur.flags) & IOCURL_DECOMPRESS))
+    SET(CURLOPT_ACCEPT_ENCODING, (flags & IOCURL_DECOMPRESS) ? "" : NULL);
+  if (all || ((flags ^ x->cur.flags) & IOCURL_PIPEWAIT))
+    SET(CURLOPT_PIPEWAIT, (flags & IOCURL_PIPEWAIT) ? 1L : 0L);
+  x->cur.hdrs = hdrs;
+  x->cur.connect_ms = r->connect_ms;
+  x->cur.timeout_ms = r->timeout_ms;
+  x->cur.max_redirs = r->max_redirs;
+  x->cur.http_version = r->http_version;
+  x->cur.flags = flags;
+  x->cur.valid = 1;
+  return CURLE_OK;
+}
+
 static CURLcode setup(iocurl_xfer *x) {
   iocurl_req *r = &x->req;
   CURL *e = x->easy;
@@ -496,22 +546,17 @@ static CURLcode setup(iocurl_xfer *x) {
     curl_easy_reset(e);
     fresh = 1;
   }
-  if (fresh && (rc = set_constants(x)) != CURLE_OK)
-    return rc;
+  if (fresh) {
+    x->cur.valid = 0;
+    if ((rc = set_constants(x)) != CURLE_OK)
+      return rc;
+  }
   x->applied = rare;
 
-  if (build_headers(x) < 0)
-    return CURLE_OUT_OF_MEMORY;
-  SET(CURLOPT_URL, arena_str(x, r->url));
-  SET(CURLOPT_HTTPHEADER, r->hdr_n > 0 ? x->hdrs : NULL);
-  SET(CURLOPT_CONNECTTIMEOUT_MS, (long)r->connect_ms);
-  SET(CURLOPT_TIMEOUT_MS, (long)r->timeout_ms);
-  SET(CURLOPT_FOLLOWLOCATION, (x->flags & IOCURL_FOLLOW) ? 1L : 0L);
-  SET(CURLOPT_MAXREDIRS, (long)r->max_redirs);
-  SET(CURLOPT_ACCEPT_ENCODING, (x->flags & IOCURL_DECOMPRESS) ? "" : NULL);
-  SET(CURLOPT_HTTP_VERSION, (long)r->http_version);
-  SET(CURLOPT_PIPEWAIT, (x->flags & IOCURL_PIPEWAIT) ? 1L : 0L);
-
+  if ((rc = set_common(x)) != CURLE_OK) {
+    x->cur.valid = 0;
+    return rc;
+  }
   if (x->flags & IOCURL_HEAD)
     SET(CURLOPT_NOBODY, 1L);
   if (x->flags & IOCURL_POST) {
@@ -605,6 +650,7 @@ void iocurl_release(iocurl_xfer *x) {
     x->arena.p = NULL;
     x->arena.cap = 0;
     x->applied |= RARE_METHOD; /* the handle may point into the old arena: reset */
+    x->cur.valid = 0;
   }
   x->arena.len = 0;
 }

@@ -43,6 +43,10 @@ typedef struct iocurl_buf {
 #define IOCURL_PIPEWAIT 0x100u   /* wait for a connection that may multiplex */
 #define IOCURL_NOREUSE 0x200u    /* a connection of its own, closed after it */
 
+/* Buffers larger than this are freed when a transfer ends rather than kept
+ * for the next one: a slot that once received 16 MiB must not hold it. */
+#define IOCURL_KEEP (256u * 1024u)
+
 /* The request options Go fills in, as offsets into the arena (-1: unset).
  * Strings are NUL-terminated; headers are hdr_n consecutive strings. */
 typedef struct iocurl_req {
@@ -62,6 +66,7 @@ typedef struct iocurl_result {
   int64_t status;        /* CURLINFO_RESPONSE_CODE */
   int64_t redirects;     /* CURLINFO_REDIRECT_COUNT */
   const char *effective_url; /* libcurl's, valid until the slot is reused */
+  int64_t effective_url_len;
   /* CURLINFO_*_TIME_T, microseconds from the start of the transfer. */
   int64_t t_dns, t_connect, t_tls, t_pretransfer, t_first, t_total, t_redirect;
 } iocurl_result;
@@ -94,6 +99,17 @@ typedef struct iocurl_xfer {
   iocurl_buf body;
   int32_t oom;           /* a buffer could not grow: the transfer was aborted */
   int32_t go_abort;      /* a Go callback asked to abort */
+
+  /* The common options the easy handle has now (valid: since its last
+   * reset), so that a request like the previous one sets nothing again. */
+  struct {
+    int32_t valid;
+    iocurl_buf url;
+    struct curl_slist *hdrs;
+    int64_t connect_ms, timeout_ms;
+    int32_t max_redirs, http_version;
+    uint32_t flags;
+  } cur;
 
   iocurl_result res;
   char errbuf[CURL_ERROR_SIZE];
@@ -135,7 +151,8 @@ int iocurl_start(iocurl_xfer *x);
  * a CURLMcode. */
 int iocurl_abort(iocurl_xfer *x);
 /* iocurl_release drops what a finished transfer keeps that is too large
- * to keep for the next one. */
+ * to keep for the next one. Go calls it only when iocurl_needs_release
+ * says so (it reads the same fields without a cgo call). */
 void iocurl_release(iocurl_xfer *x);
 /* iocurl_unpause resumes a transfer whose upload was paused for data. */
 int iocurl_unpause(iocurl_xfer *x);

@@ -19,8 +19,8 @@ import (
 // joined with a space; lines without a colon are skipped.
 func parseHeader(block string) (status string, h http.Header) {
 	line, rest := cutLine(block)
-	if _, st, ok := strings.Cut(line, " "); ok {
-		status = strings.TrimSpace(st)
+	if i := strings.IndexByte(line, ' '); i >= 0 {
+		status = trim(line[i+1:])
 	}
 	n := strings.Count(rest, "\n")
 	h = make(http.Header, n)
@@ -34,17 +34,18 @@ func parseHeader(block string) (status string, h http.Header) {
 		if line == "" {
 			break // end of the block
 		}
-		if (line[0] == ' ' || line[0] == '\t') && last != "" {
-			vs := h[last]
-			vs[len(vs)-1] = vs[len(vs)-1] + " " + strings.TrimSpace(line)
+		if line[0] == ' ' || line[0] == '\t' {
+			if last != "" {
+				vs := h[last]
+				vs[len(vs)-1] = vs[len(vs)-1] + " " + trim(line)
+			}
 			continue
 		}
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || k == "" {
+		i := strings.IndexByte(line, ':')
+		if i <= 0 {
 			continue
 		}
-		k = textproto.CanonicalMIMEHeaderKey(k)
-		v = strings.TrimSpace(v)
+		k, v := canonicalKey(line[:i]), trim(line[i+1:])
 		if vs, seen := h[k]; seen {
 			h[k] = append(vs, v)
 		} else {
@@ -56,13 +57,44 @@ func parseHeader(block string) (status string, h http.Header) {
 	return status, h
 }
 
+// trim drops the spaces and tabs around s (optional whitespace, RFC 9110
+// 5.6.3).
+func trim(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// canonicalKey is textproto.CanonicalMIMEHeaderKey with a cheaper check
+// for keys already in canonical form, the usual case over HTTP/1.1.
+func canonicalKey(k string) string {
+	upper := true
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			return textproto.CanonicalMIMEHeaderKey(k)
+		}
+		upper = c == '-'
+	}
+	return k
+}
+
 // cutLine splits s after its first line, dropping the CR LF or LF.
 func cutLine(s string) (line, rest string) {
 	i := strings.IndexByte(s, '\n')
 	if i < 0 {
-		return strings.TrimSuffix(s, "\r"), ""
+		line = s
+	} else {
+		line, rest = s[:i], s[i+1:]
 	}
-	return strings.TrimSuffix(s[:i], "\r"), s[i+1:]
+	if n := len(line); n > 0 && line[n-1] == '\r' {
+		line = line[:n-1]
+	}
+	return line, rest
 }
 
 // validToken reports whether s is an HTTP token (RFC 9110 5.6.2): a valid
@@ -104,5 +136,8 @@ func ceilMs(d time.Duration) int64 {
 }
 
 func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+	if len(s) < len(prefix) || s[:len(prefix)] == prefix {
+		return len(s) >= len(prefix)
+	}
+	return strings.EqualFold(s[:len(prefix)], prefix)
 }

@@ -3,6 +3,7 @@
 package curl
 
 import (
+	"net/textproto"
 	"reflect"
 	"testing"
 )
@@ -43,6 +44,23 @@ func TestValidation(t *testing.T) {
 	for s, want := range map[string]bool{"ok value": true, "": true, "a\rb": false, "a\nb": false, "a\x00": false} {
 		if validValue(s) != want {
 			t.Errorf("validValue(%q) = %v", s, !want)
+		}
+	}
+}
+
+func TestCanonicalKey(t *testing.T) {
+	for _, k := range []string{"Content-Type", "content-type", "X-A", "x-a-b", "Www-Authenticate", "WWW-Authenticate",
+		"A b", "Ünicode", "-lead", "trail-", "ALLCAPS", "", "X_Y"} {
+		if got, want := canonicalKey(k), textproto.CanonicalMIMEHeaderKey(k); got != want {
+			t.Errorf("canonicalKey(%q) = %q, want %q", k, got, want)
+		}
+	}
+}
+
+func TestHasPrefixFold(t *testing.T) {
+	for s, want := range map[string]bool{"https://x": true, "HTTPS://x": true, "http://x": false, "https:/": false, "": false} {
+		if hasPrefixFold(s, "https://") != want {
+			t.Errorf("hasPrefixFold(%q) = %v", s, !want)
 		}
 	}
 }
