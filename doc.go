@@ -27,10 +27,17 @@
 //
 //   - A handler receives only the events it asked for that are ready, plus
 //     Error conditions.
-//   - After RemoveHandler returns, the handler is not called again, even for
-//     an event already in the batch being dispatched; events meant for an
-//     earlier owner of a reused fd number are dropped (each registration
-//     carries a generation through epoll_data).
+//   - After RemoveHandler returns, on any goroutine, the handler is not
+//     running and is not called again, even for an event already in the
+//     batch being dispatched; events meant for an earlier owner of a reused
+//     fd number are dropped (each registration carries a generation through
+//     epoll_data).
+//
+// # C libraries
+//
+// CAPI hands C code a table of functions (csrc/ioloop_api.h) to watch fds
+// and run timers with C callbacks, served by the loop's C core without
+// crossing into Go; the curl package drives libcurl that way.
 //   - Panics in handlers, callbacks and timers are recovered and logged
 //     with their stack; the loop goes on.
 //

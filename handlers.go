@@ -138,9 +138,9 @@ func (l *IOLoop) dispatchBatch(evs []event) {
 		l.runHandler(s.handler, fd, ready)
 	}
 	l.dispatching.Store(0)
-	l.stats.events.Add(uint64(dispatched))
+	bump(&l.stats.events, uint64(dispatched))
 	if stale > 0 {
-		l.stats.stale.Add(uint64(stale))
+		bump(&l.stats.stale, uint64(stale))
 	}
 }
 

@@ -120,11 +120,13 @@ var instance struct {
 // in ErrClosed and ErrUnsupported, rather than panicking.
 func Instance() *IOLoop {
 	instance.once.Do(func() {
-		l, err := New()
+		l := newLoop(nil)
+		p, err := newPoller(l)
 		if err != nil {
-			l = newLoop(nil)
 			l.closed, l.initErr = true, err
 			l.regClosed = true
+		} else {
+			l.poller = p
 		}
 		instance.loop = l
 	})
@@ -229,15 +231,18 @@ func (l *IOLoop) errClosed() error {
 // started again after it stops. An unrecoverable epoll_wait error ends the
 // loop and is returned.
 func (l *IOLoop) Start() error {
-	return l.start(nil)
+	return l.start("Start", nil)
 }
 
 // start is Start with an optional hook that runs under mu once the loop is
 // committed to running, with the run's id (RunSync queues its function and
 // arms its context there, so neither can ever touch a run of the loop
 // that some other Start owns).
-func (l *IOLoop) start(onStart func(run uint64)) error {
+func (l *IOLoop) start(op string, onStart func(run uint64)) error {
 	if started, err := l.beginRun(onStart); !started {
+		if err != nil {
+			err = fmt.Errorf("ioloop: %s: %w", op, err)
+		}
 		return err
 	}
 
@@ -334,7 +339,7 @@ var procsMu sync.Mutex
 // then wait for I/O and dispatch it.
 func (l *IOLoop) run() error {
 	for {
-		l.stats.iterations.Add(1)
+		bump(&l.stats.iterations, 1)
 		l.batchTimed = false
 		l.runCallbacks()
 		l.runDueTimers()
@@ -348,9 +353,11 @@ func (l *IOLoop) run() error {
 			began = time.Now()
 		}
 		woken, err := l.poller.Poll(timeoutMs)
-		l.sleeping.Store(false)
+		if l.sleeping.Load() { // dispatchBatch clears it when a batch came
+			l.sleeping.Store(false)
+		}
 		if l.pollTime {
-			l.stats.pollNanos.Add(uint64(time.Since(began)))
+			bump(&l.stats.pollNanos, uint64(time.Since(began)))
 		}
 		if woken {
 			l.wakePending.Store(false)
@@ -371,6 +378,9 @@ func (l *IOLoop) run() error {
 // before the queues are inspected: that order is what makes the wakeup
 // protocol race-free (see IOLoop.sleeping).
 func (l *IOLoop) pollTimeout() int {
+	if l.queued.Load() > 0 || l.stopping.Load() {
+		return 0 // work is waiting: no sleep, so nobody needs to wake us
+	}
 	l.sleeping.Store(true)
 	if l.queued.Load() > 0 || l.stopping.Load() {
 		l.sleeping.Store(false)
@@ -446,7 +456,7 @@ func (l *IOLoop) Close(allFDs bool) error {
 	if l.closed {
 		err := l.errClosed()
 		l.mu.Unlock()
-		return err
+		return fmt.Errorf("ioloop: Close: %w", err)
 	}
 	l.closed = true
 	l.closeAll = allFDs
@@ -570,7 +580,7 @@ func (l *IOLoop) queueCallback(fn func()) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
-		return l.errClosed()
+		return fmt.Errorf("ioloop: AddCallback: %w", l.errClosed())
 	}
 	l.callbacks = append(l.callbacks, fn)
 	l.queued.Store(int32(len(l.callbacks)))
@@ -587,7 +597,7 @@ func (l *IOLoop) runCallbacks() {
 		batch[i] = nil // let the closure go as soon as it has run
 		l.runFunc("callback", fn)
 	}
-	l.stats.callbacks.Add(uint64(len(batch)))
+	bump(&l.stats.callbacks, uint64(len(batch)))
 	l.spare = batch[:0]
 }
 

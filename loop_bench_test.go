@@ -125,7 +125,7 @@ func BenchmarkDispatch(b *testing.B) {
 			}
 			reportCPU(b, cpu)
 		})
-		for _, shape := range []string{"ioloop", "ioloop-callback-per-event", "ioloop-return-batch"} {
+		for _, shape := range []string{"ioloop", "ioloop-callback-per-event", "ioloop-callback-per-batch"} {
 			b.Run(fmt.Sprintf("%s/pairs=%d", shape, pairs), func(b *testing.B) {
 				benchDispatch(b, pairs, shape)
 			})
@@ -139,8 +139,8 @@ func benchDispatch(b *testing.B, pairs int, shape string) {
 	switch shape {
 	case "ioloop-callback-per-event":
 		l.poller = shapePoller{ep, ep.pollEach}
-	case "ioloop-return-batch":
-		l.poller = shapePoller{ep, ep.pollReturn}
+	case "ioloop-callback-per-batch":
+		l.poller = shapePoller{ep, ep.pollCallback}
 	}
 	h := &bouncer{loop: l, target: b.N}
 	for _, fd := range newPingPong(b, pairs) {

@@ -9,6 +9,7 @@ package ioloop
 
 /*
 #cgo CFLAGS: -O2 -std=gnu11 -Wall -Wextra
+#cgo nocallback ioloop_go_ctl
 #include "csrc/ioloop.h"
 #include <sys/epoll.h>
 */
@@ -39,9 +40,10 @@ var (
 
 // epollPoller is the production poller: the C core's epoll instance.
 type epollPoller struct {
-	c      *C.ioloop_poller // C memory, owned by this poller until Close
-	wakeFD int              // the core's eventfd, for Wake without a cgo call
-	sink   cgo.Handle       // refers to the batchSink, for the C→Go dispatch
+	c         *C.ioloop_poller // C memory, owned by this poller until Close
+	wakeFD    int              // the core's eventfd, for Wake without a cgo call
+	batchSink batchSink        // where Poll hands each batch
+	sink      cgo.Handle       // refers to batchSink, for the benchmarks' C→Go shapes
 
 	// wakeMu orders Wake and the counter reads (readers, any goroutine)
 	// with Close (writer), so a wakeup that raced with Close never writes
@@ -57,23 +59,28 @@ func newPoller(sink batchSink) (poller, error) {
 	if rc := C.ioloop_open(&c); rc < 0 {
 		return nil, os.NewSyscallError("epoll_create1/eventfd", syscall.Errno(-rc))
 	}
-	return &epollPoller{c: c, wakeFD: int(c.wakefd), sink: cgo.NewHandle(sink)}, nil
+	return &epollPoller{c: c, wakeFD: int(c.wakefd), batchSink: sink, sink: cgo.NewHandle(sink)}, nil
 }
 
 func (p *epollPoller) Control(op ctlOp, fd int, events Events, gen uint32) error {
-	if rc := C.ioloop_ctl(p.c, C.int(op), C.int(fd), C.uint32_t(events), C.uint32_t(gen)); rc < 0 {
+	if rc := C.ioloop_go_ctl(C.uintptr_t(uintptr(unsafe.Pointer(p.c))), C.int(op), C.int(fd), C.uint32_t(events), C.uint32_t(gen)); rc < 0 {
 		return syscall.Errno(-rc)
 	}
 	return nil
 }
 
-// Poll is one Go→C call; the C core calls ioloopGoDispatch back once for
-// the whole batch. bench_shapes_test.go measures this shape against one
-// callback per event and against returning the batch to Go.
+// Poll is one Go→C call per iteration: the C core waits, serves C
+// watches and timers, and leaves the Go registrations' events in its
+// buffer, which Go dispatches after the call returns (no C→Go crossing).
+// bench: BenchmarkDispatch measures this shape against the C core calling
+// Go back once per batch and once per event.
 func (p *epollPoller) Poll(timeoutMs int) (bool, error) {
-	rc := C.ioloop_poll(p.c, C.int(timeoutMs), C.uintptr_t(p.sink))
+	rc := C.ioloop_go_poll(C.uintptr_t(uintptr(unsafe.Pointer(p.c))), C.int(timeoutMs))
 	if rc < 0 {
 		return false, syscall.Errno(-rc)
+	}
+	if n := int(rc >> 1); n > 0 {
+		p.batchSink.dispatchBatch(unsafe.Slice((*event)(unsafe.Pointer(p.c.ready)), n))
 	}
 	return rc&1 != 0, nil
 }
@@ -137,7 +144,7 @@ func ioloopGoDispatch(ctx C.uintptr_t, evs *C.ioloop_event, n C.int) {
 	sink.dispatchBatch(unsafe.Slice((*event)(unsafe.Pointer(evs)), int(n)))
 }
 
-// pollEach and pollReturn exist for bench_shapes_test.go only (a _test.go
+// pollEach and pollCallback exist for the benchmarks only (a _test.go
 // file cannot use cgo): the two dispatch shapes we measured and rejected.
 
 // pollEach: the C core calls Go once per event.
@@ -149,16 +156,11 @@ func (p *epollPoller) pollEach(timeoutMs int) (bool, error) {
 	return rc&1 != 0, nil
 }
 
-// pollReturn: no callback; Go reads the batch from C memory after the
-// call returns and dispatches it itself.
-func (p *epollPoller) pollReturn(timeoutMs int) (bool, error) {
-	rc := C.ioloop_wait(p.c, C.int(timeoutMs))
+// pollCallback: the C core calls Go back once per batch.
+func (p *epollPoller) pollCallback(timeoutMs int) (bool, error) {
+	rc := C.ioloop_poll(p.c, C.int(timeoutMs), C.uintptr_t(p.sink))
 	if rc < 0 {
 		return false, syscall.Errno(-rc)
-	}
-	if n := int(rc >> 1); n > 0 {
-		evs := unsafe.Slice((*event)(unsafe.Pointer(p.c.ready)), n)
-		cgo.Handle(p.sink).Value().(batchSink).dispatchBatch(evs)
 	}
 	return rc&1 != 0, nil
 }

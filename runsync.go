@@ -59,7 +59,7 @@ func (l *IOLoop) RunSync(ctx context.Context, fn func(done func(error))) error {
 	// owns the run (under the loop's lock, in start), so an ErrRunning
 	// leaves nothing behind that could stop somebody else's run.
 	var stopWatching func() bool
-	err := l.start(func(id uint64) {
+	err := l.start("RunSync", func(id uint64) {
 		run = id
 		l.callbacks = append(l.callbacks, call)
 		l.queued.Store(int32(len(l.callbacks)))

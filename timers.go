@@ -90,7 +90,7 @@ func (l *IOLoop) runDueTimers() {
 		}
 	}
 	l.due = due[:0]
-	l.stats.timers.Add(uint64(fired))
+	bump(&l.stats.timers, uint64(fired))
 }
 
 // collectDue pops every due timer, under mu.

@@ -4,6 +4,7 @@ package ioloop
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -28,6 +29,11 @@ func TestUnsupportedBuildReportsClearly(t *testing.T) {
 	}
 	if _, err := l.OnClose(func() {}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("OnClose = %v, want ErrClosed", err)
+	}
+	for _, err := range []error{err, l.AddHandler(0, HandlerFunc(func(int, Events) {}), Read), l.AddCallback(func() {})} {
+		if msg := err.Error(); strings.Count(msg, "ioloop:") != 1 {
+			t.Errorf("%q names the package more than once", msg)
+		}
 	}
 	t.Log(err)
 }

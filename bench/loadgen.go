@@ -11,7 +11,7 @@ import (
 // child process of its own binary (-loadgen), pinned to the CPU the server
 // does not use; the correctness check and the tests call runLoad in-process.
 type LoadConfig struct {
-	Mode     string        `json:"mode"`  // "echo" or "http"
+	Mode     string        `json:"mode"`  // "echo", "http" or "https" (HTTP over TLS)
 	Addr     string        `json:"addr"`  // host:port
 	Conns    int           `json:"conns"` // connections, spread over Workers
 	Size     int           `json:"size"`  // echo message bytes
@@ -28,6 +28,12 @@ type LoadConfig struct {
 	ServerPID int `json:"server_pid,omitempty"`
 	// Body, if set, is the exact body every HTTP response must carry.
 	Body string `json:"body,omitempty"`
+	// Handshake (https): every request on a new connection, with a full
+	// handshake; Conns is then how many run concurrently.
+	Handshake bool `json:"handshake,omitempty"`
+	// CAFile (https): verify the server's certificate against this root.
+	// Empty: no verification, as wrk does (the timed runs).
+	CAFile string `json:"ca_file,omitempty"`
 }
 
 // LoadResult is what one run measured over its timed window.
@@ -40,14 +46,22 @@ type LoadResult struct {
 	LoadgenCPU float64 `json:"loadgen_cpu_s"` // this process's utime+stime over the window
 	// AllOps counts every operation, priming and warm-up included: a
 	// diagnostic for a window that counted none.
-	AllOps int64  `json:"all_ops"`
-	Err    string `json:"error,omitempty"`
+	AllOps int64 `json:"all_ops"`
+	// TLS (https) is what the handshakes negotiated: "TLS 1.3,
+	// TLS_AES_128_GCM_SHA256, X25519", several joined by " | " if they
+	// differed. Handshakes counts them, all phases; none was resumed (a
+	// resumed one fails the run).
+	TLS        string `json:"tls,omitempty"`
+	Handshakes int64  `json:"handshakes,omitempty"`
+	Err        string `json:"error,omitempty"`
 }
 
 func (c *LoadConfig) validate() error {
 	switch {
-	case c.Mode != "echo" && c.Mode != "http":
-		return fmt.Errorf("loadgen: mode %q, want echo or http", c.Mode)
+	case c.Mode != "echo" && c.Mode != "http" && c.Mode != "https":
+		return fmt.Errorf("loadgen: mode %q, want echo, http or https", c.Mode)
+	case c.Mode == "https" && c.Depth > 1:
+		return fmt.Errorf("loadgen: https runs one request at a time per connection, not %d", c.Depth)
 	case c.Conns < 1:
 		return fmt.Errorf("loadgen: %d connections", c.Conns)
 	case c.Mode == "echo" && c.Size < 1:

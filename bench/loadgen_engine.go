@@ -94,6 +94,9 @@ func runLoad(cfg LoadConfig) (LoadResult, error) {
 	if err := cfg.validate(); err != nil {
 		return LoadResult{}, err
 	}
+	if cfg.Mode == "https" {
+		return runTLSLoad(cfg)
+	}
 	s := &runShared{cfg: cfg}
 	if cfg.Mode == "echo" {
 		s.pattern = make([]byte, cfg.Size+echoPatternPeriod)
@@ -462,33 +465,19 @@ var (
 )
 
 // parseHTTP consumes the complete responses in c.rbuf[:c.got]; the batch is
-// done when all Depth responses have arrived. Every response must be a 200
-// with a Content-Length (keep-alive framing) and, if set, the expected body.
+// done when all Depth responses have arrived.
 func (w *worker) parseHTTP(c *lconn) (bool, error) {
 	buf := c.rbuf[:c.got]
 	used := 0
 	for c.need > 0 {
-		head := bytes.Index(buf[used:], crlfcrlf)
-		if head < 0 {
+		end, err := nextResponse(buf[used:], w.s.cfg.Body)
+		if err != nil {
+			return false, fmt.Errorf("connection %d: %w", c.id, err)
+		}
+		if end == 0 {
 			break
 		}
-		h := buf[used : used+head]
-		if len(h) < 12 || !bytes.HasPrefix(h, []byte("HTTP/1.")) || string(h[9:12]) != "200" {
-			line, _, _ := bytes.Cut(h, []byte("\r\n"))
-			return false, fmt.Errorf("connection %d: response %q, want 200", c.id, line)
-		}
-		clen, ok := headerContentLength(h)
-		if !ok {
-			return false, fmt.Errorf("connection %d: response without Content-Length", c.id)
-		}
-		end := used + head + 4 + clen
-		if end > len(buf) {
-			break
-		}
-		if body := w.s.cfg.Body; body != "" && string(buf[used+head+4:end]) != body {
-			return false, fmt.Errorf("connection %d: body %q, want %q", c.id, buf[used+head+4:end], body)
-		}
-		used = end
+		used += end
 		c.need--
 		// Each response is an operation, timed from its batch's send: a
 		// slow pipelining server still shows progress inside a window.
@@ -504,6 +493,33 @@ func (w *worker) parseHTTP(c *lconn) (bool, error) {
 		return false, fmt.Errorf("connection %d: %d bytes after the last response of a batch", c.id, c.got)
 	}
 	return true, nil
+}
+
+// nextResponse returns the end of the first response in buf, or 0 while it
+// is not complete. Every response must be a 200 with a Content-Length
+// (keep-alive framing) and, if body is set, that exact body.
+func nextResponse(buf []byte, body string) (int, error) {
+	head := bytes.Index(buf, crlfcrlf)
+	if head < 0 {
+		return 0, nil
+	}
+	h := buf[:head]
+	if len(h) < 12 || !bytes.HasPrefix(h, []byte("HTTP/1.")) || string(h[9:12]) != "200" {
+		line, _, _ := bytes.Cut(h, []byte("\r\n"))
+		return 0, fmt.Errorf("response %q, want 200", line)
+	}
+	clen, ok := headerContentLength(h)
+	if !ok {
+		return 0, errors.New("response without Content-Length")
+	}
+	end := head + 4 + clen
+	if end > len(buf) {
+		return 0, nil
+	}
+	if body != "" && string(buf[head+4:end]) != body {
+		return 0, fmt.Errorf("body %q, want %q", buf[head+4:end], body)
+	}
+	return end, nil
 }
 
 // headerContentLength finds Content-Length in a response head, any case.

@@ -1,11 +1,13 @@
 //go:build linux
 
 // Command bench is ioloop's benchmark comparison: it builds every peer
-// server (C epoll, libevent, Go net, gnet, evio, nbio, Tornado and ioloop's
-// own examples), starts each as its own process on loopback, checks that it
-// answers correctly, times it under a load generator pinned to the other CPU,
-// and prints a markdown table (stdout), progress (stderr), and optionally the
-// raw results (-json) and a bar chart (-svg).
+// server (ioloop's like-for-like peer and examples/hello, C epoll, libevent,
+// Go net, gnet, evio, nbio, Tornado), starts each as its own process on
+// loopback, checks that it answers correctly, times the peers of each
+// scenario interleaved (every peer once per repetition) under a load
+// generator pinned to the other CPU, and prints a verdict against the
+// targets of issue 11 followed by markdown tables (stdout), progress
+// (stderr), and optionally the raw results (-json) and a bar chart (-svg).
 //
 //	go run ./bench            # the default suite, a few minutes on 2 cores
 //	go run ./bench -quick     # smoke run, under a minute (CI)
@@ -125,7 +127,7 @@ func buildAll(env *buildEnv, ps []Peer) ([]*builtPeer, []PeerInfo) {
 	for _, p := range ps {
 		start := time.Now()
 		launch, err := p.Build(env)
-		info := PeerInfo{Name: p.Name, Desc: p.Desc, Status: "ok"}
+		info := PeerInfo{Name: p.Name, Desc: p.Desc, Lang: p.Lang, Ours: p.Ours, Status: statusOK}
 		if err != nil {
 			info.Status, info.Reason = "skipped", oneLine(err.Error())
 			fmt.Fprintf(os.Stderr, "build %-9s skipped: %s\n", p.Name, info.Reason)
@@ -159,33 +161,49 @@ func runSuite(opts Options, env *buildEnv, scenarios []Scenario, built []*builtP
 	}
 	r := &runner{opts: opts, self: self, wrk: lookWrk()}
 	r.serverCPU, r.loadCPU = pickCPUs()
+	tlsDir := ""
+	if slices.ContainsFunc(scenarios, func(sc Scenario) bool { return sc.Kind == "https" }) {
+		// One certificate for every TLS peer of this suite, removed at the end.
+		if tlsDir, r.tls, err = newTLSDir(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		defer os.RemoveAll(tlsDir)
+	}
 	rep := &Report{Machine: machineInfo(r.wrk), Options: opts, Started: time.Now(), Scenarios: scenarios, Peers: infos}
 	rep.Machine.Pinned = r.serverCPU >= 0
 
 	type job struct {
 		sc Scenario
-		p  *builtPeer
+		ps []*builtPeer
 	}
 	var jobs []job
+	runs := 0
 	micro := false
 	for _, sc := range scenarios {
 		if sc.Kind == "micro" {
 			micro = true
 			continue
 		}
+		var ps []*builtPeer
 		for _, p := range built {
-			if sc.Loops > 1 && !p.Multi {
-				continue
+			if p.takesPart(sc) {
+				ps = append(ps, p)
 			}
-			jobs = append(jobs, job{sc, p})
+		}
+		if len(ps) > 0 {
+			jobs = append(jobs, job{sc, ps})
+			runs += len(ps) * opts.Count
 		}
 	}
-	perCell := time.Duration(opts.Count)*(opts.Warmup+opts.Duration) + 500*time.Millisecond
+	// A run is its warm-up and window plus the load generator's start and
+	// connections; each server's start and check adds about 0.5 s per cell.
+	perRun := opts.Warmup + opts.Duration + 150*time.Millisecond + 500*time.Millisecond/time.Duration(opts.Count)
 	microLines := 0
 	if micro {
 		microLines = microResultsPerCount * opts.Count
 	}
-	r.progress = newProgress(os.Stderr, len(jobs), perCell, microLines, microPerLine(opts.BenchTime))
+	r.progress = newProgress(os.Stderr, runs, perRun, microLines, microPerLine(opts.BenchTime))
 	if !rep.Machine.Pinned {
 		r.progress.logf("bench: fewer than 2 CPUs: server and load generator are not pinned")
 	}
@@ -194,18 +212,21 @@ func runSuite(opts Options, env *buildEnv, scenarios []Scenario, built []*builtP
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	go func() {
 		s := <-sig
-		fmt.Fprintf(os.Stderr, "\nbench: %v: stopping the running server\n", s)
-		r.stopCurrent()
+		fmt.Fprintf(os.Stderr, "\nbench: %v: stopping the running servers\n", s)
+		r.stopAll()
+		if tlsDir != "" {
+			os.RemoveAll(tlsDir)
+		}
 		os.Exit(130)
 	}()
 
-	ioloopFailed := false
+	oursFailed := false
 	for _, j := range jobs {
-		c := r.runCell(j.sc, j.p)
-		rep.Cells = append(rep.Cells, c)
-		r.progress.cellDone(c)
-		if c.Status != "ok" && c.Peer == "ioloop" {
-			ioloopFailed = true
+		for _, c := range r.runScenario(j.sc, j.ps) {
+			rep.Cells = append(rep.Cells, c)
+			if c.Status == statusFailed && slices.ContainsFunc(j.ps, func(p *builtPeer) bool { return p.Name == c.Peer && p.Ours }) {
+				oursFailed = true
+			}
 		}
 	}
 	if micro {
@@ -220,6 +241,8 @@ func runSuite(opts Options, env *buildEnv, scenarios []Scenario, built []*builtP
 	}
 	rep.Finished = time.Now()
 	signal.Stop(sig)
+	sum := summarize(rep)
+	rep.Summary = &sum
 
 	status := 0
 	w := bufio.NewWriter(os.Stdout)
@@ -240,18 +263,18 @@ func runSuite(opts Options, env *buildEnv, scenarios []Scenario, built []*builtP
 			fmt.Fprintf(os.Stderr, "bench: chart written to %s\n", opts.SVG)
 		}
 	}
-	ok, failed := 0, 0
+	count := map[string]int{}
 	for _, c := range rep.Cells {
-		if c.Status == "ok" {
-			ok++
-		} else {
-			failed++
-		}
+		count[c.Status]++
 	}
-	fmt.Fprintf(os.Stderr, "bench: %d cells ok, %d failed, in %s\n", ok, failed, fmtClock(rep.Finished.Sub(rep.Started)))
-	if ioloopFailed {
+	skipped := ""
+	if n := count[statusSkipped]; n > 0 {
+		skipped = fmt.Sprintf(", %d skipped", n)
+	}
+	fmt.Fprintf(os.Stderr, "bench: %d cells ok, %d failed%s, in %s\n", count[statusOK], count[statusFailed], skipped, fmtClock(rep.Finished.Sub(rep.Started)))
+	if oursFailed {
 		// The other peers' failures are reported; ours fail the run, so CI notices.
-		fmt.Fprintln(os.Stderr, "bench: FAIL: ioloop failed in at least one scenario")
+		fmt.Fprintln(os.Stderr, "bench: FAIL: an ioloop row failed in at least one scenario")
 		status = 1
 	}
 	return status
@@ -307,11 +330,22 @@ func printList(scs []Scenario, ps []Peer) {
 	}
 	fmt.Println("peers:")
 	for _, p := range ps {
-		multi := ""
-		if p.Multi {
-			multi = " [multi-loop]"
+		var tags []string
+		switch k := p.kinds(); {
+		case slices.Equal(k, plainKinds):
+		case slices.Equal(k, allKinds):
+			tags = append(tags, "TLS too")
+		default:
+			tags = append(tags, strings.Join(k, ",")+" only")
 		}
-		fmt.Printf("  %-20s %s%s\n", p.Name, p.Desc, multi)
+		if p.Multi {
+			tags = append(tags, "multi-loop")
+		}
+		tag := ""
+		if len(tags) > 0 {
+			tag = " [" + strings.Join(tags, "; ") + "]"
+		}
+		fmt.Printf("  %-20s %s%s\n", p.Name, p.Desc, tag)
 	}
 }
 

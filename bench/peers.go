@@ -17,7 +17,13 @@ import (
 type Peer struct {
 	Name  string
 	Desc  string
-	Multi bool // takes part in the multi-loop scenario
+	Lang  string // "c", "go" or "python": the verdict compares ioloop with the best Go peer
+	Ours  bool   // one of this project's rows (its failure fails the suite)
+	Multi bool   // takes part in the multi-loop scenario
+	// Kinds lists the scenario kinds ("echo", "http", "https") the peer
+	// takes part in; nil means the plaintext ones, echo and http. A peer in
+	// https gets -tls-cert FILE -tls-key FILE after its usual flags.
+	Kinds []string
 	// Build makes the peer runnable and returns how to start it; a
 	// *skipError means the toolchain or a package is missing.
 	Build func(e *buildEnv) (Launcher, error)
@@ -45,17 +51,53 @@ type buildEnv struct {
 	goBin string
 }
 
+// The names the verdict compares: ioloop's like-for-like row, the C
+// reference, and in the TLS scenarios the C/OpenSSL reference and Go's
+// net/http (the targets of issue 12).
+const (
+	headlinePeer     = "ioloop"
+	referencePeer    = "cepoll"
+	referenceTLSPeer = "copenssl"
+	netHTTPPeer      = "nethttp"
+)
+
+// Scenario kinds, as peers list them.
+var (
+	plainKinds = []string{"echo", "http"}
+	allKinds   = []string{"echo", "http", "https"}
+)
+
+// peers are the suite's peers, in the order they run within a repetition
+// and appear in the tables.
 func peers() []Peer {
 	return []Peer{
-		{Name: "ioloop", Multi: true, Desc: "this project: examples/echo and examples/hello", Build: buildIoloop},
-		{Name: "cepoll", Desc: "plain C epoll, one thread (the near-physical reference)", Build: buildC("cepoll", nil)},
-		{Name: "libevent", Desc: "libevent 2.1, event_new(EV_READ|EV_PERSIST) + read/write", Build: buildC("libevent", []string{"-levent"})},
-		{Name: "gonet", Multi: true, Desc: "Go net, goroutine per connection, GOMAXPROCS=1", Build: buildGoPeer("gonet", []string{"GOMAXPROCS=1"})},
-		{Name: "gnet", Multi: true, Desc: "gnet v2, one event loop (multicore in multi-loop)", Build: buildGoPeer("gnet", nil)},
-		{Name: "evio", Desc: "evio, one loop", Build: buildGoPeer("evio", nil)},
-		{Name: "nbio", Desc: "nbio Engine, one poller", Build: buildGoPeer("nbio", nil)},
-		{Name: "tornado", Desc: "Tornado: TCPServer echo and tornado.web Hello World", Build: buildTornado},
+		{Name: headlinePeer, Lang: "go", Ours: true, Multi: true, Kinds: allKinds, Desc: "this project, like for like: peers/ioloop, the public API (Listen, ReadSome, Write) doing what every other peer does; TLS through ioloop.ListenTLS", Build: buildGoPeer("ioloop", nil)},
+		{Name: "ioloop-hello", Lang: "go", Ours: true, Kinds: []string{"http", "https"}, Desc: "this project's examples/hello: a real HTTP/1.1 server (request line and headers parsed, ReadUntil per head)", Build: buildIoloopHello},
+		{Name: referencePeer, Lang: "c", Desc: "plain C epoll, one thread (the near-physical reference)", Build: buildC("cepoll", nil)},
+		{Name: "libevent", Lang: "c", Desc: "libevent 2.1, event_new(EV_READ|EV_PERSIST) + read/write", Build: buildC("libevent", []string{"-levent"})},
+		{Name: referenceTLSPeer, Lang: "c", Kinds: []string{"https"}, Desc: "C epoll + OpenSSL 3, non-blocking SSL_read/SSL_write, set up like crypto/tls's defaults (the TLS reference)", Build: buildC("copenssl", []string{"-lssl", "-lcrypto"})},
+		{Name: "gonet", Lang: "go", Multi: true, Kinds: allKinds, Desc: "Go net, goroutine per connection, GOMAXPROCS=1; crypto/tls (tls.NewListener) in TLS", Build: buildGoPeer("gonet", []string{"GOMAXPROCS=1"})},
+		{Name: netHTTPPeer, Lang: "go", Kinds: []string{"https"}, Desc: "Go net/http with crypto/tls (http.Server, ListenAndServeTLS), GOMAXPROCS=1: a full HTTP server", Build: buildGoPeer("nethttp", []string{"GOMAXPROCS=1"})},
+		{Name: "gnet", Lang: "go", Multi: true, Desc: "gnet v2, one event loop (multicore in multi-loop)", Build: buildGoPeer("gnet", nil)},
+		{Name: "evio", Lang: "go", Desc: "evio, one loop", Build: buildGoPeer("evio", nil)},
+		{Name: "nbio", Lang: "go", Kinds: allKinds, Desc: "nbio Engine, one poller; nbio's TLS (llib's non-blocking crypto/tls fork) in TLS", Build: buildGoPeer("nbio", nil)},
+		{Name: "tornado", Lang: "python", Desc: "Tornado: TCPServer echo and tornado.web Hello World", Build: buildTornado},
 	}
+}
+
+// takesPart reports whether p runs in scenario sc.
+func (p *Peer) takesPart(sc Scenario) bool {
+	if sc.Kind == "micro" || (sc.Loops > 1 && !p.Multi) {
+		return false
+	}
+	return slices.Contains(p.kinds(), sc.Kind)
+}
+
+func (p *Peer) kinds() []string {
+	if p.Kinds == nil {
+		return plainKinds
+	}
+	return p.Kinds
 }
 
 // firstLine reduces a tool's error output to the line that explains it.
@@ -115,20 +157,18 @@ func offlineFailure(out string) bool {
 	return false
 }
 
-func buildIoloop(e *buildEnv) (Launcher, error) {
-	for _, ex := range []string{"echo", "hello"} {
-		if _, err := os.Stat(filepath.Join(e.root, "examples", ex)); err != nil {
-			return nil, skipf("examples/%s not in the tree yet", ex)
-		}
-		bin := filepath.Join(e.out, "ioloop-"+ex)
-		// Built from the root module, so the bench module's requirements
-		// cannot change what users get.
-		if err := e.goBuild(e.root, bin, "./examples/"+ex); err != nil {
-			return nil, err
-		}
+// buildIoloopHello builds examples/hello from the root module, so the bench
+// module's requirements cannot change what users get.
+func buildIoloopHello(e *buildEnv) (Launcher, error) {
+	if _, err := os.Stat(filepath.Join(e.root, "examples", "hello")); err != nil {
+		return nil, skipf("examples/hello not in the tree")
+	}
+	bin := filepath.Join(e.out, "ioloop-hello")
+	if err := e.goBuild(e.root, bin, "./examples/hello"); err != nil {
+		return nil, err
 	}
 	return func(mode, addr string, loops int) ([]string, []string) {
-		return []string{filepath.Join(e.out, "ioloop-"+mode), "-addr", addr, "-loops", strconv.Itoa(loops)}, nil
+		return []string{bin, "-addr", addr, "-loops", strconv.Itoa(loops)}, nil
 	}, nil
 }
 
@@ -164,8 +204,10 @@ func buildC(name string, libs []string) func(e *buildEnv) (Launcher, error) {
 			args := append([]string{"-O2", "-Wall", "-o", bin, src}, libs...)
 			if out, err := e.run(e.bench, nil, cc, args...); err != nil {
 				line := firstLine(out, err)
-				if name == "libevent" && strings.Contains(line, "event2/") {
-					return nil, skipf("libevent headers missing (apt-get install libevent-dev): %s", line)
+				for _, h := range missingHeaders {
+					if strings.Contains(line, h.prefix) {
+						return nil, skipf("%s headers missing (apt-get install %s): %s", h.lib, h.pkg, line)
+					}
 				}
 				return nil, skipf("%s %s: %s", cc, filepath.Base(src), line)
 			}
@@ -174,6 +216,13 @@ func buildC(name string, libs []string) func(e *buildEnv) (Launcher, error) {
 			return []string{bin, "-addr", addr, "-mode", mode}, nil
 		}, nil
 	}
+}
+
+// missingHeaders turn a C peer's failed #include into the Debian package
+// that brings it.
+var missingHeaders = []struct{ prefix, lib, pkg string }{
+	{"event2/", "libevent", "libevent-dev"},
+	{"openssl/", "OpenSSL", "libssl-dev"},
 }
 
 func lookCC() (string, error) {

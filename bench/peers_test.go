@@ -13,7 +13,8 @@ import (
 	"time"
 )
 
-// TestPeersServeCorrectly builds the C epoll peer and the Go net peer and
+// TestPeersServeCorrectly builds the C epoll peer, the Go net peer and
+// ioloop's like-for-like peer and
 // puts them through what the suite's check does, plus the cases a benchmark
 // run does not reach: messages larger than the socket buffers (partial
 // writes, EPOLLOUT), a request head split across writes, bad input closing
@@ -27,6 +28,7 @@ func TestPeersServeCorrectly(t *testing.T) {
 	for _, p := range []Peer{
 		{Name: "cepoll", Build: buildC("cepoll", nil)},
 		{Name: "gonet", Build: buildGoPeer("gonet", []string{"GOMAXPROCS=1"})},
+		{Name: "ioloop", Build: buildGoPeer("ioloop", nil)},
 	} {
 		t.Run(p.Name, func(t *testing.T) {
 			launch, err := p.Build(env)

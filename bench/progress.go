@@ -8,17 +8,18 @@ import (
 )
 
 // progress prints what the suite is doing on stderr, with an estimate of
-// what is left: the expected time of the remaining cells, scaled by how the
-// finished ones compared with their expectation, plus the micro-benchmark
-// phase, estimated from -benchtime until its first results come in and
-// from their pace after that. The micro phase counts as the last cell.
+// what is left: the expected time of the remaining timed runs, scaled by
+// how the finished ones compared with their expectation (server starts and
+// checks included), plus the micro-benchmark phase, estimated from
+// -benchtime until its first results come in and from their pace after
+// that. The micro phase counts as the last step.
 type progress struct {
 	mu       sync.Mutex
 	w        io.Writer
 	start    time.Time
-	total    int           // cells, the micro phase included
-	done     int           // cells finished
-	expected time.Duration // per load cell, before any has finished
+	total    int           // timed runs, the micro phase included
+	done     int           // runs finished or skipped
+	expected time.Duration // per run, before any has finished
 	now      func() time.Time
 
 	micro        bool          // the suite ends with the micro-benchmarks
@@ -29,11 +30,11 @@ type progress struct {
 	microEnded   bool
 }
 
-// newProgress counts cells load cells (perCell each, expected) and, when
+// newProgress counts runs timed runs (perRun each, expected) and, when
 // microLines > 0, a micro-benchmark phase of that many result lines at
 // about perLine each.
-func newProgress(w io.Writer, cells int, perCell time.Duration, microLines int, perLine time.Duration) *progress {
-	p := &progress{w: w, start: time.Now(), total: cells, expected: perCell, now: time.Now}
+func newProgress(w io.Writer, runs int, perRun time.Duration, microLines int, perLine time.Duration) *progress {
+	p := &progress{w: w, start: time.Now(), total: runs, expected: perRun, now: time.Now}
 	if microLines > 0 {
 		p.micro, p.microLines, p.microPerLine = true, microLines, perLine
 		p.total++
@@ -43,18 +44,18 @@ func newProgress(w io.Writer, cells int, perCell time.Duration, microLines int, 
 
 func (p *progress) remaining() time.Duration {
 	now := p.now()
-	cells, done := p.total, p.done
+	runs, done := p.total, p.done
 	if p.micro {
-		cells--
-		done = min(done, cells)
+		runs--
+		done = min(done, runs)
 	}
 	var left time.Duration
 	switch {
-	case done >= cells:
+	case done >= runs:
 	case done == 0:
-		left = time.Duration(cells) * p.expected
+		left = time.Duration(runs) * p.expected
 	default:
-		left = now.Sub(p.start) / time.Duration(done) * time.Duration(cells-done)
+		left = now.Sub(p.start) / time.Duration(done) * time.Duration(runs-done)
 	}
 	if p.micro && !p.microEnded {
 		left += p.microRemaining(now)
@@ -85,12 +86,30 @@ func (p *progress) run(scenario, peer string, i, n int) {
 	fmt.Fprintf(p.w, "%s %s / %s: run %d of %d\n", p.prefix(), scenario, peer, i, n)
 }
 
-// cellDone closes a cell with a one-line summary.
+// runDone counts a finished run.
+func (p *progress) runDone() {
+	p.mu.Lock()
+	p.done++
+	p.mu.Unlock()
+}
+
+// skip counts n runs that will not take place (their peer failed).
+func (p *progress) skip(n int) {
+	p.mu.Lock()
+	p.done += max(n, 0)
+	p.mu.Unlock()
+}
+
+// cellDone reports a peer's result in a scenario in one line, once its
+// last run is over.
 func (p *progress) cellDone(c Cell) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.done++
-	if c.Status != "ok" {
+	switch c.Status {
+	case statusSkipped:
+		fmt.Fprintf(p.w, "    %s / %s: skipped: %s\n", c.Scenario, c.Peer, c.Reason)
+		return
+	case statusFailed:
 		fmt.Fprintf(p.w, "    %s / %s: FAILED: %s\n", c.Scenario, c.Peer, c.Reason)
 		return
 	}

@@ -24,8 +24,8 @@ const (
 
 // peerColors: ioloop stands out, the C reference is dark, the rest share hues.
 var peerColors = map[string]string{
-	"ioloop": "#d9480f", "cepoll": "#343a40", "libevent": "#868e96", "gonet": "#1c7ed6",
-	"gnet": "#4dabf7", "evio": "#0ca678", "nbio": "#63e6be", "tornado": "#ae3ec9",
+	"ioloop": "#d9480f", "ioloop-hello": "#ff922b", "cepoll": "#343a40", "libevent": "#868e96", "copenssl": "#495057",
+	"gonet": "#1c7ed6", "nethttp": "#364fc7", "gnet": "#4dabf7", "evio": "#0ca678", "nbio": "#63e6be", "tornado": "#ae3ec9",
 }
 
 func peerColor(name string) string {
@@ -55,8 +55,8 @@ func writeSVG(w io.Writer, r *Report) error {
 	m := r.Machine
 	body.text(10, 24, "start", ` font-size="18" font-weight="bold"`, "ioloop benchmark comparison")
 	body.text(10, 44, "start", ` font-size="12" fill="#495057"`,
-		fmt.Sprintf("%s, %d CPUs, %s, %s, %s; median of %d run(s) of %v", m.CPU, m.CPUs, m.Kernel, m.Go,
-			r.Started.UTC().Format("2006-01-02"), r.Options.Count, r.Options.Duration))
+		fmt.Sprintf("%s, %d CPUs, %s, %s, %s; median of %s of %v, the peers interleaved", m.CPU, m.CPUs, m.Kernel, m.Go,
+			r.Started.UTC().Format("2006-01-02"), plural(r.Options.Count, "run"), r.Options.Duration))
 	y = 60
 	for _, sc := range r.Scenarios {
 		if sc.Kind == "micro" {
@@ -95,7 +95,7 @@ func svgScenario(s *svgWriter, y float64, sc Scenario, cells []Cell) float64 {
 	s.text(svgBar2X, y+38, "start", ` fill="#495057"`, "throughput, ops/s (higher is better)")
 	var maxCPU, minCPU, maxOps float64
 	for _, c := range cells {
-		if c.Status == "ok" {
+		if c.Status == statusOK {
 			maxCPU = max(maxCPU, c.Median.CPUPerOpUs)
 			if minCPU == 0 || c.Median.CPUPerOpUs < minCPU {
 				minCPU = c.Median.CPUPerOpUs
@@ -112,7 +112,12 @@ func svgScenario(s *svgWriter, y float64, sc Scenario, cells []Cell) float64 {
 	row := y + 46
 	for _, c := range cells {
 		s.text(svgLabelX, row+12, "end", "", c.Peer)
-		if c.Status != "ok" {
+		switch c.Status {
+		case statusSkipped:
+			s.text(svgBar1X, row+12, "start", ` fill="#868e96"`, "not measured: "+truncate(c.Reason, 104))
+			row += svgRowH
+			continue
+		case statusFailed:
 			s.text(svgBar1X, row+12, "start", ` fill="#c92a2a"`, "failed: "+truncate(c.Reason, 110))
 			row += svgRowH
 			continue

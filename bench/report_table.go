@@ -8,25 +8,31 @@ import (
 	"time"
 )
 
-// writeTable writes the report as markdown: a header naming the machine and
-// settings, one table per scenario, the skipped peers and the micro-benchmarks.
+// writeTable writes the report as markdown: a line naming the machine and
+// settings, the verdict (summary table, peak RSS, targets), then one table
+// per scenario, the micro-benchmarks and the skipped peers.
 func writeTable(w io.Writer, r *Report) error {
 	var b strings.Builder
 	m := r.Machine
 	fmt.Fprintf(&b, "# ioloop benchmark comparison\n\n")
 	fmt.Fprintf(&b, "%s, %d CPUs, %s, %s, %s.", m.CPU, m.CPUs, m.Kernel, m.Go, r.Started.UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, " Median of %d run(s) of %v after %v warm-up each.", r.Options.Count, r.Options.Duration, r.Options.Warmup)
+	fmt.Fprintf(&b, " Median of %s of %v after %v warm-up each, the peers interleaved (every peer once per repetition).",
+		plural(r.Options.Count, "run"), r.Options.Duration, r.Options.Warmup)
 	if r.Options.Quick {
 		b.WriteString(" **Quick smoke run: numbers are indicative only.**")
 	}
-	b.WriteString("\n\n")
+	b.WriteString("\n")
+
+	writeSummary(&b, r, summarize(r))
+
+	b.WriteString("\n## Detailed results\n\n")
 	if m.Pinned {
 		b.WriteString("Single-loop scenarios: the server is pinned to one CPU and the load generator to the other. ")
 	} else {
 		b.WriteString("Fewer than two CPUs: nothing is pinned, server and load generator share the CPU. ")
 	}
 	b.WriteString("**Server CPU/op** (utime+stime of the server process over the timed window, per operation) is the headline: " +
-		"throughput on 2 cores is often bounded by the client. Ratios are peer ÷ ioloop: CPU/op above 1 costs more than ioloop, " +
+		"throughput on 2 cores is often bounded by the client. Ratios in these tables are peer ÷ ioloop, of the medians: CPU/op above 1 costs more than ioloop, " +
 		"ops/s above 1 is faster. ⚠ marks a load generator above 90% of its CPU: that row's throughput and latency describe the client as much as the server.\n")
 
 	for _, sc := range r.Scenarios {
@@ -39,7 +45,7 @@ func writeTable(w io.Writer, r *Report) error {
 
 	var skipped []string
 	for _, p := range r.Peers {
-		if p.Status != "ok" {
+		if p.Status != statusOK {
 			skipped = append(skipped, fmt.Sprintf("- %s: %s", p.Name, p.Reason))
 		}
 	}
@@ -64,14 +70,22 @@ func writeScenarioTable(b *strings.Builder, r *Report, sc Scenario) {
 	b.WriteString("| peer | ops/s | p50 | p99 | server CPU/op | peak RSS | loadgen CPU | ops/s ÷ ioloop | CPU/op ÷ ioloop |\n")
 	b.WriteString("|---|--:|--:|--:|--:|--:|--:|--:|--:|\n")
 	base := r.cell(sc.Name, "ioloop")
-	if base != nil && base.Status != "ok" {
+	if base != nil && base.Status != statusOK {
 		base = nil
 	}
 	tools := map[string]bool{}
+	params := map[string][]string{} // https: negotiated parameters → peers
 	for _, c := range cells {
-		if c.Status != "ok" {
+		switch c.Status {
+		case statusSkipped:
+			fmt.Fprintf(b, "| %s | not measured: %s | | | | | | | |\n", c.Peer, mdEscape(c.Reason))
+			continue
+		case statusFailed:
 			fmt.Fprintf(b, "| %s | **failed**: %s | | | | | | | |\n", c.Peer, mdEscape(c.Reason))
 			continue
+		}
+		if c.TLS != "" {
+			params[c.TLS] = append(params[c.TLS], c.Peer)
 		}
 		tools[c.Tool] = true
 		md := c.Median
@@ -96,12 +110,41 @@ func writeScenarioTable(b *strings.Builder, r *Report, sc Scenario) {
 	if tools["wrk"] {
 		notes = append(notes, "timed with "+strings.TrimSpace(r.Machine.Wrk+" (-t1)")+"; responses checked by the built-in generator before timing")
 	}
+	if sc.Kind == "https" {
+		notes = append(notes, tlsNote(sc, params))
+	}
 	if base == nil {
 		notes = append(notes, "no ioloop result in this scenario: ratios n/a")
 	}
 	if len(notes) > 0 {
 		b.WriteString("\nNote: " + strings.Join(notes, "; ") + ".\n")
 	}
+}
+
+// tlsNote says what the peers of an https scenario negotiated with the
+// check's Go client, and how the load was generated.
+func tlsNote(sc Scenario, params map[string][]string) string {
+	var s string
+	switch len(params) {
+	case 0:
+		s = "no TLS handshake recorded"
+	case 1:
+		for p := range params {
+			s = "every peer negotiated " + p
+		}
+	default:
+		var parts []string
+		for p, peers := range params {
+			parts = append(parts, p+" ("+strings.Join(peers, ", ")+")")
+		}
+		sort.Strings(parts)
+		s = "⚠ the peers negotiated different parameters: " + strings.Join(parts, "; ")
+	}
+	s += " with the check's Go client (ECDSA P-256 certificate)"
+	if sc.Handshake {
+		s += "; every request is a new connection with a full handshake (the clients keep no session cache, and a resumed handshake fails the run), timed with the built-in crypto/tls generator"
+	}
+	return s
 }
 
 func writeMicroTable(b *strings.Builder, r *Report) {
@@ -151,11 +194,10 @@ var microNotes = []struct{ prefix, text string }{
 	{"BenchmarkDispatch/", "BenchmarkDispatch is a socketpair ping-pong, one read and one write per event; " +
 		"ns/op and cpu-ns/op (the process's CPU time) are per event, and events/batch is what one epoll_wait " +
 		"returned on average (pairs=1: every batch holds one event; pairs=64: 64). `C` is the same loop written " +
-		"in C, the baseline. `ioloop` is the loop as shipped: one Go→C call that waits and one C→Go call that " +
-		"hands Go the whole batch. `ioloop-callback-per-event` and `ioloop-return-batch` are the two other " +
-		"dispatch shapes measured against it and not used: the C core calling into Go once per event (one " +
-		"crossing per event instead of per batch), and no C→Go call at all (Go reads the batch from the C " +
-		"buffer after the wait returns and dispatches it itself)"},
+		"in C, the baseline. `ioloop` is the loop as shipped: one Go→C call that waits and leaves the batch in " +
+		"the C core's buffer, which Go dispatches when the call returns (no C→Go call). " +
+		"`ioloop-callback-per-batch` and `ioloop-callback-per-event` are the two other dispatch shapes measured " +
+		"against it and not used: the C core calling back into Go once per batch, and once per event"},
 	{"BenchmarkAddCallback/", "BenchmarkAddCallback: one op queues one callback and runs it, queued on the " +
 		"loop goroutine (from-loop) or from other goroutines while the loop runs (from-goroutines); wakeups/op " +
 		"is eventfd writes per callback (wakeups coalesce)"},
@@ -192,6 +234,11 @@ func scenarioShape(sc Scenario) string {
 			s += fmt.Sprintf(", %d pipelined requests each", sc.Depth)
 		}
 		return s
+	case "https":
+		if sc.Handshake {
+			return fmt.Sprintf("HTTPS hello world, a new connection and full TLS 1.3 handshake per request, %s at a time", plural(sc.Conns, "client"))
+		}
+		return fmt.Sprintf("HTTP hello world over TLS 1.3, %s", plural(sc.Conns, "keep-alive connection"))
 	}
 	return sc.Desc
 }

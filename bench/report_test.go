@@ -13,6 +13,21 @@ import (
 )
 
 func sampleReport() *Report {
+	r := sampleReportMedians()
+	for i := range r.Cells {
+		if c := &r.Cells[i]; c.Status == "ok" {
+			for rep := 1; rep <= r.Options.Count; rep++ {
+				run := c.Median
+				run.Rep = rep
+				c.Runs = append(c.Runs, run)
+			}
+		}
+	}
+	return r
+}
+
+// sampleReportMedians is sampleReport without the runs.
+func sampleReportMedians() *Report {
 	run := func(ops float64, cpu float64, lg float64) Run {
 		return Run{Ops: int64(ops), Seconds: 1, OpsPerSec: ops, P50us: 120, P99us: 2500, ServerCPUSec: cpu * ops / 1e6, CPUPerOpUs: cpu, LoadgenCPUPct: lg}
 	}
@@ -26,8 +41,8 @@ func sampleReport() *Report {
 			{Name: "multi-loop", Kind: "echo", Conns: 64, Size: 64, Loops: 2},
 			{Name: "micro", Kind: "micro"},
 		},
-		Peers: []PeerInfo{{Name: "ioloop", Status: "ok"}, {Name: "cepoll", Status: "ok"},
-			{Name: "tornado", Status: "ok"}, {Name: "libevent", Status: "skipped", Reason: "libevent headers missing"}},
+		Peers: []PeerInfo{{Name: "ioloop", Lang: "go", Ours: true, Status: "ok"}, {Name: "cepoll", Lang: "c", Status: "ok"},
+			{Name: "tornado", Lang: "python", Status: "ok"}, {Name: "libevent", Lang: "c", Status: "skipped", Reason: "libevent headers missing"}},
 		Cells: []Cell{
 			{Scenario: "echo-64", Peer: "ioloop", Status: "ok", Tool: "loadgen", Median: run(100000, 10, 95), PeakRSSKiB: 8192, LoadgenCores: 1, Saturated: true},
 			{Scenario: "echo-64", Peer: "cepoll", Status: "ok", Tool: "loadgen", Median: run(110000, 9, 97), PeakRSSKiB: 1536, LoadgenCores: 1, Saturated: true},
@@ -50,7 +65,12 @@ func TestWriteTable(t *testing.T) {
 	}
 	out := b.String()
 	for _, want := range []string{
-		"Test CPU <&>, 2 CPUs, Linux 6.1, go1.26, 2026-11-26 01:02 UTC",
+		"Test CPU <&>, 2 CPUs, Linux 6.1, go1.26, 2026-11-26 01:02 UTC. Median of 3 runs of 1s after 500ms warm-up each, the peers interleaved",
+		// The verdict comes first, then the details.
+		"\n\n## Verdict\n\n",
+		"| echo-64 | 10.00 µs | 1.11× | – | behind C epoll by 11% |",
+		"| server CPU/op ≤ 1.05× C epoll in every single-loop scenario | 0 of 2 scenarios within; not: echo-64 1.11×, http-100 failed; not run: echo-1, echo-1000, echo-64-16k, http-100-pipeline16 | **not met** |",
+		"## Detailed results",
 		"### echo-64: TCP echo, 64 connections, 64 B ping-pong",
 		// ioloop is its own baseline; cepoll: 110k/100k ops/s, 9/10 CPU/op.
 		"| ioloop | 100.0k | 120 µs | 2.50 ms | 10.00 µs | 8.0 MiB | 95% ⚠ | 1.00 | 1.00 |",
@@ -70,13 +90,65 @@ func TestWriteTable(t *testing.T) {
 			t.Errorf("table lacks %q\n%s", want, out)
 		}
 	}
+	if v, d := strings.Index(out, "## Verdict"), strings.Index(out, "## Detailed results"); v < 0 || d < v || strings.Index(out, "### echo-64") < d {
+		t.Errorf("verdict at %d, details at %d: want the verdict first", v, d)
+	}
 	// Every table row has as many cells as its header.
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasPrefix(line, "| ") && strings.Contains(line, "server CPU/op") {
+		if strings.HasPrefix(line, "| peer |") {
 			if n := strings.Count(line, "|"); n != 10 {
 				t.Errorf("header has %d bars: %s", n, line)
 			}
 		}
+	}
+}
+
+// The TLS scenarios: a skipped peer keeps its row with the reason, and the
+// note says what the peers negotiated, warning when they differ.
+func TestWriteTableTLS(t *testing.T) {
+	r := sampleReport()
+	r.Scenarios = []Scenario{{Name: "https-handshake", Kind: "https", Conns: 16, Depth: 1, Handshake: true}}
+	ok := func(peer, params string, cpu float64) Cell {
+		return Cell{Scenario: "https-handshake", Peer: peer, Status: statusOK, Tool: "loadgen", TLS: params, LoadgenCores: 1,
+			Median: Run{Ops: 1000, Seconds: 1, OpsPerSec: 1000, P50us: 8000, P99us: 15000, CPUPerOpUs: cpu, LoadgenCPUPct: 80}, PeakRSSKiB: 8192}
+	}
+	const aes128 = "TLS 1.3, TLS_AES_128_GCM_SHA256, X25519"
+	r.Cells = []Cell{
+		{Scenario: "https-handshake", Peer: "ioloop", Status: statusSkipped, Reason: "TLS not supported yet: no ioloop.ListenTLS in this commit (issue 12)"},
+		ok("copenssl", aes128, 680),
+		ok("gonet", aes128, 545),
+	}
+	var b bytes.Buffer
+	if err := writeTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	for _, want := range []string{
+		"### https-handshake: HTTPS hello world, a new connection and full TLS 1.3 handshake per request, 16 clients at a time",
+		"| ioloop | not measured: TLS not supported yet: no ioloop.ListenTLS in this commit (issue 12) | | | | | | | |",
+		"| copenssl | 1.0k | 8.00 ms | 15 ms | 680 µs | 8.0 MiB | 80% | n/a | n/a |",
+		"every peer negotiated " + aes128 + " with the check's Go client",
+		"every request is a new connection with a full handshake",
+		"| https-handshake | not measured | | | | not measured: TLS not supported yet",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q\n%s", want, out)
+		}
+	}
+	r.Cells[2].TLS = "TLS 1.3, TLS_AES_256_GCM_SHA384, X25519"
+	b.Reset()
+	if err := writeTable(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if want := "⚠ the peers negotiated different parameters: " + aes128 + " (copenssl); TLS 1.3, TLS_AES_256_GCM_SHA384, X25519 (gonet)"; !strings.Contains(b.String(), want) {
+		t.Errorf("table lacks %q\n%s", want, b.String())
+	}
+	b.Reset()
+	if err := writeSVG(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "not measured: TLS not supported yet") {
+		t.Errorf("SVG lacks the skipped peer:\n%s", b.String())
 	}
 }
 
@@ -147,7 +219,7 @@ func TestWriteSVGWellFormed(t *testing.T) {
 		t.Errorf("%d break marks, want 1", breaks)
 	}
 	joined := strings.Join(texts, "\n")
-	for _, want := range []string{"Test CPU <&>", "echo-64: TCP echo, 64 connections, 64 B ping-pong", "ioloop", "10.00 µs", "110.0k", "failed: correctness check"} {
+	for _, want := range []string{"Test CPU <&>", "median of 3 runs of 1s, the peers interleaved", "echo-64: TCP echo, 64 connections, 64 B ping-pong", "ioloop", "10.00 µs", "110.0k", "failed: correctness check"} {
 		if !strings.Contains(joined, want) {
 			t.Errorf("SVG text lacks %q", want)
 		}
@@ -157,6 +229,8 @@ func TestWriteSVGWellFormed(t *testing.T) {
 func TestWriteJSONRoundTrip(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "r.json")
 	want := sampleReport()
+	sum := summarize(want)
+	want.Summary = &sum
 	if err := writeFile(path, func(f *os.File) error { return writeJSON(f, want) }); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +249,10 @@ func TestWriteJSONRoundTrip(t *testing.T) {
 		t.Errorf("options/machine/micro differ: %+v %+v %d", got.Options, got.Machine, len(got.Micro))
 	}
 	// The raw field names are what scripts read.
-	for _, key := range []string{`"server_cpu_per_op_us"`, `"ops_per_sec"`, `"p99_us"`, `"peak_rss_kib"`, `"loadgen_saturated"`} {
+	if got.Summary == nil || len(got.Summary.Rows) != 3 || got.Summary.Rows[0].VsC == nil || len(got.Summary.Targets) != 7 {
+		t.Errorf("summary differs after the round trip: %+v", got.Summary)
+	}
+	for _, key := range []string{`"server_cpu_per_op_us"`, `"ops_per_sec"`, `"p99_us"`, `"peak_rss_kib"`, `"loadgen_saturated"`, `"rep"`, `"lang"`, `"verdict"`, `"vs_c"`, `"targets"`} {
 		if !bytes.Contains(b, []byte(key)) {
 			t.Errorf("JSON lacks %s", key)
 		}
@@ -211,16 +288,16 @@ func TestMedianRun(t *testing.T) {
 // the last phase used to run silently under "~0:05 left".
 func TestProgressEstimateWithMicro(t *testing.T) {
 	var b bytes.Buffer
-	// 2 load cells of 10 s, then 30 result lines expected at 2 s each.
+	// 2 runs of 10 s, then 30 result lines expected at 2 s each.
 	p := newProgress(&b, 2, 10*time.Second, 30, 2*time.Second)
 	now := p.start
 	p.now = func() time.Time { return now }
-	p.run("echo-1", "ioloop", 1, 3)
+	p.run("echo-1", "ioloop", 1, 1)
 	now = now.Add(10 * time.Second)
-	p.cellDone(Cell{Scenario: "echo-1", Peer: "ioloop", Status: "failed", Reason: "x"})
-	p.run("echo-1", "cepoll", 1, 3)
+	p.runDone()
+	p.run("echo-1", "cepoll", 1, 1)
 	now = now.Add(10 * time.Second)
-	p.cellDone(Cell{Scenario: "echo-1", Peer: "cepoll", Status: "failed", Reason: "x"})
+	p.runDone()
 	p.microStep("go test -bench X")
 	now = now.Add(4 * time.Second) // go test building, the first benchmark running
 	for i := 0; i < 10; i++ {
@@ -230,8 +307,8 @@ func TestProgressEstimateWithMicro(t *testing.T) {
 	p.microDone()
 	out := b.String()
 	for _, want := range []string{
-		"[1/3 0:00 elapsed, ~1:20 left] echo-1 / ioloop: run 1 of 3", // 2 x 10 s + 30 x 2 s
-		"[2/3 0:10 elapsed, ~1:10 left] echo-1 / cepoll: run 1 of 3",
+		"[1/3 0:00 elapsed, ~1:20 left] echo-1 / ioloop: run 1 of 1", // 2 x 10 s + 30 x 2 s
+		"[2/3 0:10 elapsed, ~1:10 left] echo-1 / cepoll: run 1 of 1",
 		"[3/3 0:20 elapsed, ~1:00 left] micro: go test -bench X (~30 results)",
 		"[3/3 0:27 elapsed, ~0:58 left] micro: BenchmarkX (1 of ~30)",  // 29 x the expected 2 s
 		"[3/3 0:54 elapsed, ~1:00 left] micro: BenchmarkX (10 of ~30)", // 9 more in 27 s: 20 x 3 s
@@ -247,20 +324,33 @@ func TestProgressEstimateWithMicro(t *testing.T) {
 
 func TestProgressEstimate(t *testing.T) {
 	var b bytes.Buffer
-	p := newProgress(&b, 4, 10*time.Second, 0, 0)
+	// 2 peers x 3 repetitions, 10 s a run expected.
+	p := newProgress(&b, 6, 10*time.Second, 0, 0)
 	now := p.start
 	p.now = func() time.Time { return now }
 	p.run("echo-64", "cepoll", 1, 3)
 	now = now.Add(20 * time.Second)
-	p.cellDone(Cell{Scenario: "echo-64", Peer: "cepoll", Status: "failed", Reason: "boom"})
+	p.runDone()
 	p.run("echo-64", "gnet", 1, 3)
+	now = now.Add(20 * time.Second)
+	// gnet fails: its 3 runs will not take place (this one included).
+	p.skip(3)
+	p.cellDone(Cell{Scenario: "echo-64", Peer: "gnet", Status: "failed", Reason: "boom"})
+	p.run("echo-64", "cepoll", 2, 3)
 	out := b.String()
-	// Before any cell: 4 x 10 s left; after one cell in 20 s: 3 x 20 s.
-	for _, want := range []string{"[1/4 0:00 elapsed, ~0:40 left] echo-64 / cepoll: run 1 of 3",
-		"echo-64 / cepoll: FAILED: boom", "[2/4 0:20 elapsed, ~1:00 left] echo-64 / gnet: run 1 of 3"} {
+	// Before any run: 6 x 10 s left; after one run in 20 s: 5 x 20 s; after
+	// 4 of 6 (3 skipped) in 40 s: 2 x 10 s.
+	for _, want := range []string{"[1/6 0:00 elapsed, ~1:00 left] echo-64 / cepoll: run 1 of 3",
+		"[2/6 0:20 elapsed, ~1:40 left] echo-64 / gnet: run 1 of 3",
+		"echo-64 / gnet: FAILED: boom",
+		"[5/6 0:40 elapsed, ~0:20 left] echo-64 / cepoll: run 2 of 3"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("progress lacks %q:\n%s", want, out)
 		}
+	}
+	p.cellDone(Cell{Scenario: "echo-64", Peer: "cepoll", Status: "ok", Median: Run{OpsPerSec: 12345, P99us: 800, CPUPerOpUs: 9.5, LoadgenCPUPct: 97}, Saturated: true})
+	if want := "    echo-64 / cepoll: 12.3k ops/s, p99 800 µs, server 9.50 µs CPU/op, loadgen 97% (load generator saturated)\n"; !strings.HasSuffix(b.String(), want) {
+		t.Errorf("cell line:\n got %q\nwant %q", b.String()[len(out):], want)
 	}
 }
 
@@ -271,7 +361,7 @@ func TestMicroTableExplainsItsRows(t *testing.T) {
 		{Name: "BenchmarkMillionTimers", Metrics: map[string]float64{"ns/op": 1}},
 	}})
 	out := b.String()
-	for _, want := range []string{"`ioloop-callback-per-event` and `ioloop-return-batch` are the two other dispatch shapes",
+	for _, want := range []string{"`ioloop-callback-per-batch` and `ioloop-callback-per-event` are the two other dispatch shapes",
 		"BenchmarkMillionTimers (libuv's"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("micro table lacks %q:\n%s", want, out)

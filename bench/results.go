@@ -4,6 +4,7 @@ import "time"
 
 // Run is one timed window of one peer in one scenario.
 type Run struct {
+	Rep           int     `json:"rep"` // the repetition (1-based): runs of one rep are measured back to back
 	Ops           int64   `json:"ops"`
 	Seconds       float64 `json:"seconds"`
 	OpsPerSec     float64 `json:"ops_per_sec"`
@@ -18,7 +19,7 @@ type Run struct {
 type Cell struct {
 	Scenario     string `json:"scenario"`
 	Peer         string `json:"peer"`
-	Status       string `json:"status"` // "ok" or "failed"
+	Status       string `json:"status"` // "ok", "failed", or "skipped" (the peer cannot serve this scenario)
 	Reason       string `json:"reason,omitempty"`
 	Tool         string `json:"tool"` // "loadgen" or "wrk"
 	Runs         []Run  `json:"runs"`
@@ -26,13 +27,18 @@ type Cell struct {
 	PeakRSSKiB   int64  `json:"peak_rss_kib"`
 	LoadgenCores int    `json:"loadgen_cores"` // cores the load generator had
 	Saturated    bool   `json:"loadgen_saturated"`
+	// TLS (https) is what the check's handshakes negotiated, as the
+	// suite's Go client saw them: "TLS 1.3, TLS_AES_128_GCM_SHA256, X25519".
+	TLS string `json:"tls,omitempty"`
 }
 
 // PeerInfo is a peer's build outcome.
 type PeerInfo struct {
 	Name   string `json:"name"`
 	Desc   string `json:"desc"`
-	Status string `json:"status"` // "ok" or "skipped"
+	Lang   string `json:"lang"`           // "c", "go" or "python"
+	Ours   bool   `json:"ours,omitempty"` // one of this project's rows
+	Status string `json:"status"`         // "ok" or "skipped"
 	Reason string `json:"reason,omitempty"`
 }
 
@@ -57,7 +63,17 @@ type Report struct {
 	Cells      []Cell        `json:"cells"`
 	Micro      []MicroResult `json:"micro,omitempty"`
 	MicroError string        `json:"micro_error,omitempty"`
+	// Summary is the verdict of the table's first section, for scripts
+	// (written by the suite; the table recomputes it from the cells).
+	Summary *Summary `json:"summary,omitempty"`
 }
+
+// Cell statuses.
+const (
+	statusOK      = "ok"
+	statusFailed  = "failed"
+	statusSkipped = "skipped"
+)
 
 // saturationPct is where the load generator counts as the bottleneck: above
 // it, throughput and latency describe the client as much as the server

@@ -6,7 +6,7 @@ import "time"
 type Scenario struct {
 	Name  string `json:"name"`
 	Desc  string `json:"desc"`
-	Kind  string `json:"kind"`            // "echo", "http" or "micro"
+	Kind  string `json:"kind"`            // "echo", "http", "https" (HTTP over TLS) or "micro"
 	Conns int    `json:"conns,omitempty"` // client connections
 	Size  int    `json:"size,omitempty"`  // echo message bytes
 	Depth int    `json:"depth,omitempty"` // http requests in flight per connection
@@ -15,10 +15,15 @@ type Scenario struct {
 	// peers that can run several loops take part.
 	Loops int  `json:"loops,omitempty"`
 	Wrk   bool `json:"wrk,omitempty"` // use wrk when installed (and the window is whole seconds)
+	// Handshake (https): a new connection, with a full TLS handshake, per
+	// request; Conns clients do that concurrently.
+	Handshake bool `json:"handshake,omitempty"`
 }
 
+// mode is the -mode of the peers' servers: HTTP over TLS is the hello
+// server with -tls-cert and -tls-key.
 func (s Scenario) mode() string {
-	if s.Kind == "http" {
+	if s.Kind == "http" || s.Kind == "https" {
 		return "hello"
 	}
 	return s.Kind
@@ -34,6 +39,8 @@ func defaultScenarios() []Scenario {
 		{Name: "echo-64-16k", Kind: "echo", Conns: 64, Size: 16 << 10, Desc: "TCP echo, 64 connections, 16 KiB messages"},
 		{Name: "http-100", Kind: "http", Conns: 100, Depth: 1, Wrk: true, Desc: "HTTP hello world, 100 keep-alive connections"},
 		{Name: "http-100-pipeline16", Kind: "http", Conns: 100, Depth: 16, Desc: "HTTP hello world, 100 connections, 16 pipelined requests each"},
+		{Name: "https-100", Kind: "https", Conns: 100, Depth: 1, Wrk: true, Desc: "HTTP hello world over TLS 1.3, 100 keep-alive connections"},
+		{Name: "https-handshake", Kind: "https", Conns: 16, Depth: 1, Handshake: true, Desc: "HTTPS hello world, a new connection and full TLS 1.3 handshake per request, 16 clients at a time"},
 		{Name: "multi-loop", Kind: "echo", Conns: 64, Size: 64, Loops: 2, Desc: "TCP echo, 64 connections, 64 B, 2 loops on both CPUs (load generator unpinned)"},
 		{Name: "micro", Kind: "micro", Desc: "loop micro-benchmarks: go test -bench 'BenchmarkDispatch|BenchmarkAddCallback|BenchmarkMillionTimers'"},
 	}

@@ -69,6 +69,12 @@ func (t *tailBuffer) lastLine() string {
 	return string(bytes.TrimSpace(lines[len(lines)-1]))
 }
 
+func (t *tailBuffer) contains(s string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return bytes.Contains(t.buf, []byte(s))
+}
+
 // server is one running peer process.
 type server struct {
 	addr   string
@@ -115,6 +121,9 @@ func startServer(argv []string, env []string, addr string, cpu int) (*server, er
 		}
 		select {
 		case <-s.done:
+			if why := s.unsupported(); why != "" {
+				return nil, &unsupportedError{why}
+			}
 			return nil, fmt.Errorf("exited before listening (%v): %s", s.err, s.output.lastLine())
 		case <-time.After(20 * time.Millisecond):
 		}
@@ -123,6 +132,33 @@ func startServer(argv []string, env []string, addr string, cpu int) (*server, er
 			return nil, fmt.Errorf("not listening on %s after 20s: %s", addr, s.output.lastLine())
 		}
 	}
+}
+
+// exitUnsupported is the exit status of a peer that cannot serve what it
+// was asked (the ioloop peer while the library has no ListenTLS): it exits
+// before listening, its last line saying why, and its cell is skipped
+// rather than failed. peers/ioloop/tls.go has the same constant. 69 is
+// sysexits.h's EX_UNAVAILABLE.
+const exitUnsupported = 69
+
+// unsupportedError: the peer cannot take part in the scenario.
+type unsupportedError struct{ reason string }
+
+func (e *unsupportedError) Error() string { return e.reason }
+
+// unsupported says why a server that exited before listening cannot take
+// part, or "" when it just failed. A program of the repository outside
+// bench/ (examples/hello) that has no -tls-cert flag yet is unsupported
+// too: the flag package names the flag it does not know.
+func (s *server) unsupported() string {
+	var ee *exec.ExitError
+	if errors.As(s.err, &ee) && ee.ExitCode() == exitUnsupported {
+		return s.output.lastLine()
+	}
+	if s.output.contains("flag provided but not defined: -tls-cert") {
+		return "no -tls-cert flag: TLS not supported yet"
+	}
+	return ""
 }
 
 func (s *server) pid() int { return s.cmd.Process.Pid }

@@ -162,6 +162,20 @@ static void ioloop__maybe_grow(ioloop_poller *p) {
     (void)ioloop__alloc(p, p->cap * 2); /* on ENOMEM keep the old buffer */
 }
 
+int ioloop_poll_batch(ioloop_poller *p, int timeout_ms) {
+  int rc;
+  ioloop__maybe_grow(p); /* Go is done with the previous batch by now */
+  rc = ioloop_wait(p, ioloop__timers_clamp(p, timeout_ms));
+  ioloop__timers_run(p);
+  return rc;
+}
+
+int ioloop_go_poll(uintptr_t p, int timeout_ms) { return ioloop_poll_batch((ioloop_poller *)p, timeout_ms); }
+
+int ioloop_go_ctl(uintptr_t p, int op, int fd, uint32_t events, uint32_t gen) {
+  return ioloop_ctl((ioloop_poller *)p, op, fd, events, gen);
+}
+
 int ioloop_poll(ioloop_poller *p, int timeout_ms, uintptr_t ctx) {
   int rc = ioloop_wait(p, ioloop__timers_clamp(p, timeout_ms));
   if (rc > 1)

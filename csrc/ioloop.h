@@ -114,17 +114,32 @@ int ioloop_ctl(ioloop_poller *p, int op, int fd, uint32_t events, uint32_t gen);
  * -errno. EINTR is a wakeup with zero events, not an error. */
 int ioloop_wait(ioloop_poller *p, int timeout_ms);
 
-/* ioloop_poll is one loop iteration's I/O: it clamps timeout_ms to the
- * nearest C timer, waits (C watches are served inside ioloop_wait), makes
- * one call into Go's exported ioloopGoDispatch(ctx, p->ready, n) when Go
- * registrations have events, and then runs the C timers that are due:
- * one cgo crossing each way per batch, however many events it holds, and
- * none for C watches and timers. Same return value as ioloop_wait. */
+/* ioloop_poll_batch is one loop iteration's I/O, in one call from Go: it
+ * clamps timeout_ms to the nearest C timer, waits (C watches are served
+ * inside ioloop_wait), runs the C timers that are due, and leaves the Go
+ * registrations' events in p->ready for the caller to dispatch after it
+ * returns. No call into Go at all: the cheapest shape, what the loop uses.
+ * The event buffer grows (see ioloop__maybe_grow) at the start of the
+ * next call, once the caller is done with p->ready. Same return value as
+ * ioloop_wait. */
+int ioloop_poll_batch(ioloop_poller *p, int timeout_ms);
+
+/* ioloop_poll is ioloop_poll_batch with the Go dispatch done from C: one
+ * call into Go's exported ioloopGoDispatch(ctx, p->ready, n) per non-empty
+ * batch, after the wait and before the C timers. The benchmarks measure
+ * it against ioloop_poll_batch (it costs a C->Go crossing per batch). */
 int ioloop_poll(ioloop_poller *p, int timeout_ms, uintptr_t ctx);
 
 /* ioloop_poll_each calls into Go once per event instead. It exists only so
  * that the benchmarks can measure the shape we rejected. */
 int ioloop_poll_each(ioloop_poller *p, int timeout_ms, uintptr_t ctx);
+
+/* The entry points Go calls on its hot paths, with the poller as an
+ * integer: cgo inspects every pointer argument of a call to see whether it
+ * is a Go pointer (cgocheck), which costs tens of ns per call for a
+ * pointer that never is one. */
+int ioloop_go_poll(uintptr_t p, int timeout_ms);
+int ioloop_go_ctl(uintptr_t p, int op, int fd, uint32_t events, uint32_t gen);
 
 /* ioloop_api_table returns p's C API table (ioloop_api.h), valid until
  * ioloop_close. */

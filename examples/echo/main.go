@@ -1,10 +1,11 @@
 //go:build linux
 
 // Command echo is a TCP echo server on ioloop: whatever a client sends
-// comes straight back. It is the smallest useful Stream program and the
-// echo target of the benchmarks, so its per-round-trip path is kept as
-// cheap as the library allows: one read into the stream's reused buffer,
-// one write of that same slice, no allocation.
+// comes straight back. It is the smallest useful Stream program, and its
+// per-round-trip path is as cheap as the library allows: one read into
+// the stream's reused buffer, one write of that same slice, no
+// allocation (bench/peers/ioloop, the benchmark's echo peer, is the same
+// program).
 //
 //	echo -addr 127.0.0.1:8888 -loops 2
 //

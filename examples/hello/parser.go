@@ -58,9 +58,19 @@ func Status(err error) int {
 // ParseRequest parses the request head at the start of buf. It returns the
 // request and the head's length including the blank line that ends it, or
 // ErrIncomplete when buf holds no whole head yet and is still within the
-// limits (a malformed request line is reported as soon as it is complete).
-// It never looks past buf[:lim.MaxHeadBytes], allocates nothing, and
-// accepts only CRLF line ends.
+// limits (a malformed request line is reported as soon as it is complete,
+// a malformed header once the whole head is there). On an error, Method,
+// Target and Minor are set if the request line parsed. It never looks past
+// buf[:lim.MaxHeadBytes], allocates nothing, and accepts only CRLF line
+// ends.
+//
+// It reads the head once, front to back: each byte is looked at by one
+// table-driven loop (span: the method, the target, a header name, a
+// value), and the byte that stops a loop is the next part's delimiter or
+// the line's end; only a Connection value is read again, for its tokens.
+// Only an error sends it looking ahead, for whether the head (or the
+// request line) is complete, so that it can tell ErrIncomplete from a
+// final error.
 func ParseRequest(buf []byte, lim Limits) (Request, int, error) {
 	var req Request
 	if len(buf) > lim.MaxHeadBytes {
@@ -69,61 +79,70 @@ func ParseRequest(buf []byte, lim Limits) (Request, int, error) {
 		// judged (400, 505) instead of being too large (431).
 		buf = buf[:lim.MaxHeadBytes]
 	}
-	eol := bytes.Index(buf, crlf)
-	if eol < 0 {
-		if len(buf) >= lim.MaxHeadBytes {
-			return req, 0, ErrHeaderTooLarge
+	p, err := parseRequestLine(buf, &req)
+	if err != nil {
+		// A bad request line is final only once it is complete.
+		if err == ErrIncomplete || !bytes.Contains(buf, crlf) {
+			err = incomplete(buf, lim)
 		}
-		return req, 0, ErrIncomplete
-	}
-	if err := parseRequestLine(buf[:eol], &req); err != nil {
 		return req, 0, err
 	}
-	end := bytes.Index(buf, crlfcrlf)
-	switch {
-	case end >= 0 && end+4 > lim.MaxHeadBytes, end < 0 && len(buf) >= lim.MaxHeadBytes:
-		return req, 0, ErrHeaderTooLarge
-	case end < 0:
-		return req, 0, ErrIncomplete
-	}
-	n := end + 4
 	req.KeepAlive = req.Minor >= 1
 	var sawCL, sawKeepAlive, sawClose bool
-	headers := 0
-	for p := eol + 2; p < end+2; {
-		le := p + bytes.Index(buf[p:end+2], crlf)
-		line := buf[p:le]
-		p = le + 2
-		if headers++; headers > lim.MaxHeaders {
-			return req, 0, ErrHeaderTooLarge
+	for headers := 0; ; headers++ {
+		// p is the start of a line: the blank one that ends the head, or
+		// "name: value".
+		if p+1 < len(buf) && buf[p] == '\r' && buf[p+1] == '\n' {
+			p += 2
+			break
 		}
-		colon := bytes.IndexByte(line, ':')
-		if colon <= 0 || !isToken(line[:colon]) {
-			return req, 0, ErrBadRequest // also rejects obs-fold and "Name :"
+		if headers >= lim.MaxHeaders {
+			return req, 0, headError(buf, p, lim, ErrHeaderTooLarge)
 		}
-		name, value := line[:colon], trimOWS(line[colon+1:])
-		for _, c := range value {
-			if (c < 0x20 && c != '\t') || c == 0x7f {
-				return req, 0, ErrBadRequest
-			}
+		// The name: a token, then a colon (this also rejects obs-fold,
+		// "Name :" and a bare CR or LF).
+		i := span(buf, p, &tokenChars)
+		if i == len(buf) {
+			return req, 0, incomplete(buf, lim)
 		}
+		if i == p || buf[i] != ':' {
+			return req, 0, headError(buf, p, lim, ErrBadRequest)
+		}
+		name := buf[p:i]
+		// The value: optional whitespace, then visible bytes, spaces and
+		// tabs up to CRLF; trailing whitespace is not part of it.
+		i = span(buf, i+1, &owsChars)
+		vs := i
+		i = span(buf, i, &valueChars)
 		switch {
-		case asciiEqualFold(name, "content-length"):
-			cl, ok := parseLength(value)
-			if !ok || (sawCL && cl != req.ContentLength) {
-				return req, 0, ErrBadRequest
-			}
-			sawCL, req.ContentLength = true, cl
-		case asciiEqualFold(name, "transfer-encoding"):
-			return req, 0, ErrNotImplemented
-		case asciiEqualFold(name, "connection"):
-			forEachToken(value, func(tok []byte) {
-				if asciiEqualFold(tok, "close") {
-					sawClose = true
-				} else if asciiEqualFold(tok, "keep-alive") {
-					sawKeepAlive = true
+		case i == len(buf), buf[i] == '\r' && i+1 == len(buf):
+			return req, 0, incomplete(buf, lim)
+		case buf[i] != '\r' || buf[i+1] != '\n':
+			return req, 0, headError(buf, p, lim, ErrBadRequest)
+		}
+		value := buf[vs:i]
+		for len(value) > 0 && owsChars[value[len(value)-1]] {
+			value = value[:len(value)-1]
+		}
+		p = i + 2
+		switch len(name) {
+		case len("content-length"):
+			if asciiEqualFold(name, "content-length") {
+				cl, ok := parseLength(value)
+				if !ok || (sawCL && cl != req.ContentLength) {
+					return req, 0, headError(buf, p, lim, ErrBadRequest)
 				}
-			})
+				sawCL, req.ContentLength = true, cl
+			}
+		case len("transfer-encoding"):
+			if asciiEqualFold(name, "transfer-encoding") {
+				return req, 0, headError(buf, p, lim, ErrNotImplemented)
+			}
+		case len("connection"):
+			if asciiEqualFold(name, "connection") {
+				c, k := connectionTokens(value)
+				sawClose, sawKeepAlive = sawClose || c, sawKeepAlive || k
+			}
 		}
 	}
 	if req.ContentLength > lim.MaxBody {
@@ -135,7 +154,30 @@ func ParseRequest(buf []byte, lim Limits) (Request, int, error) {
 	case sawKeepAlive:
 		req.KeepAlive = true
 	}
-	return req, n, nil
+	return req, p, nil
+}
+
+// incomplete is the answer for a head that has not ended within buf:
+// ErrIncomplete, or ErrHeaderTooLarge when buf already holds the limit.
+func incomplete(buf []byte, lim Limits) error {
+	if len(buf) >= lim.MaxHeadBytes {
+		return ErrHeaderTooLarge
+	}
+	return ErrIncomplete
+}
+
+// headError returns err, found in the header line at or before from, if
+// the head ends within buf; else the head is incomplete, and err waits
+// until it is not (the first bad line of a whole head is reported).
+func headError(buf []byte, from int, lim Limits, err error) error {
+	// The head's end cannot start before from-2, and starts there only if
+	// the line at from is blank, which a bad line is not; a line already
+	// read may be blank-ended right at from-2 (Transfer-Encoding as the
+	// last header), so look from there.
+	if !bytes.Contains(buf[max(from-2, 0):], crlfcrlf) {
+		return incomplete(buf, lim)
+	}
+	return err
 }
 
 var (
@@ -143,32 +185,45 @@ var (
 	crlfcrlf = []byte("\r\n\r\n")
 )
 
-// parseRequestLine parses "METHOD SP target SP HTTP/1.x".
-func parseRequestLine(line []byte, req *Request) error {
-	sp1 := bytes.IndexByte(line, ' ')
-	if sp1 <= 0 || !isToken(line[:sp1]) {
-		return ErrBadRequest
+// parseRequestLine parses "METHOD SP target SP HTTP/1.x CRLF" at the start
+// of buf and returns where the headers start. A bad line is ErrBadRequest or
+// ErrVersion even when it has not ended yet (the caller decides), and a
+// good one that has not ended is ErrIncomplete or ErrHeaderTooLarge.
+func parseRequestLine(buf []byte, req *Request) (int, error) {
+	i := span(buf, 0, &tokenChars)
+	if i == len(buf) {
+		return 0, ErrIncomplete
 	}
-	rest := line[sp1+1:]
-	sp2 := bytes.IndexByte(rest, ' ')
-	if sp2 <= 0 {
-		return ErrBadRequest
+	if i == 0 || buf[i] != ' ' {
+		return 0, ErrBadRequest
 	}
-	target, version := rest[:sp2], rest[sp2+1:]
-	for _, c := range target {
-		if c <= ' ' || c == 0x7f {
-			return ErrBadRequest
+	method := buf[:i]
+	t := i + 1
+	i = span(buf, t, &targetChars)
+	if i == len(buf) {
+		return 0, ErrIncomplete
+	}
+	if i == t || buf[i] != ' ' {
+		return 0, ErrBadRequest
+	}
+	target := buf[t:i]
+	i++
+	// "HTTP/1.1\r\n", or anything else up to the line's end.
+	v := buf[i:]
+	if len(v) < len("HTTP/1.1\r\n") {
+		if !bytes.Contains(v, crlf) {
+			return 0, ErrIncomplete
 		}
+		return 0, ErrBadRequest
 	}
-	if len(version) != 8 || string(version[:5]) != "HTTP/" || version[6] != '.' ||
-		!isDigit(version[5]) || !isDigit(version[7]) {
-		return ErrBadRequest
+	if string(v[:5]) != "HTTP/" || !isDigit(v[5]) || v[6] != '.' || !isDigit(v[7]) || v[8] != '\r' || v[9] != '\n' {
+		return 0, ErrBadRequest
 	}
-	if version[5] != '1' {
-		return ErrVersion
+	if v[5] != '1' {
+		return 0, ErrVersion
 	}
-	req.Method, req.Target, req.Minor = line[:sp1], target, int(version[7]-'0')
-	return nil
+	req.Method, req.Target, req.Minor = method, target, int(v[7]-'0')
+	return i + len("HTTP/1.1\r\n"), nil
 }
 
 func isDigit(c byte) bool { return '0' <= c && c <= '9' }
@@ -188,20 +243,9 @@ func parseLength(v []byte) (int64, bool) {
 	return n, true
 }
 
-// isToken reports whether b is a non-empty RFC 9110 token.
-func isToken(b []byte) bool {
-	if len(b) == 0 {
-		return false
-	}
-	for _, c := range b {
-		if c >= 0x80 || !tokenChars[c] {
-			return false
-		}
-	}
-	return true
-}
-
-var tokenChars = func() (t [128]bool) {
+// tokenChars are the bytes of an RFC 9110 token (a method, a header name).
+// 256 entries, so that any byte indexes it without a bounds check.
+var tokenChars = func() (t [256]bool) {
 	for c := '0'; c <= '9'; c++ {
 		t[c] = true
 	}
@@ -212,6 +256,38 @@ var tokenChars = func() (t [128]bool) {
 	for _, c := range "!#$%&'*+-.^_`|~" {
 		t[c] = true
 	}
+	return t
+}()
+
+// span returns the index of the first byte of b at or after i that is not
+// in set, or len(b): the one loop every part of the head is read with.
+// (The unsigned compare lets the compiler drop the bounds check.)
+func span(b []byte, i int, set *[256]bool) int {
+	for uint(i) < uint(len(b)) && set[b[i]] {
+		i++
+	}
+	return i
+}
+
+// owsChars are optional whitespace: space and tab.
+var owsChars = [256]bool{' ': true, '\t': true}
+
+// targetChars are the bytes a request target may hold: anything but
+// controls, space and DEL.
+var targetChars = func() (t [256]bool) {
+	for c := 0x21; c < 0x100; c++ {
+		t[c] = c != 0x7f
+	}
+	return t
+}()
+
+// valueChars are the bytes a header value may hold: visible ASCII,
+// space, tab and obs-text (0x80 and up); not CR, LF, other controls or DEL.
+var valueChars = func() (t [256]bool) {
+	for c := 0x20; c < 0x100; c++ {
+		t[c] = c != 0x7f
+	}
+	t['\t'] = true
 	return t
 }()
 
@@ -241,19 +317,25 @@ func asciiEqualFold(b []byte, lower string) bool {
 	return true
 }
 
-// forEachToken calls fn for each comma-separated element of v.
-func forEachToken(v []byte, fn func([]byte)) {
+// connectionTokens reports whether a Connection value lists "close" and
+// "keep-alive" among its comma-separated elements (any case, OWS around
+// each).
+func connectionTokens(v []byte) (closeTok, keepAliveTok bool) {
 	for len(v) > 0 {
 		i := bytes.IndexByte(v, ',')
 		if i < 0 {
 			i = len(v)
 		}
-		if tok := trimOWS(v[:i]); len(tok) > 0 {
-			fn(tok)
+		switch tok := trimOWS(v[:i]); {
+		case asciiEqualFold(tok, "close"):
+			closeTok = true
+		case asciiEqualFold(tok, "keep-alive"):
+			keepAliveTok = true
 		}
 		if i == len(v) {
 			break
 		}
 		v = v[i+1:]
 	}
+	return closeTok, keepAliveTok
 }

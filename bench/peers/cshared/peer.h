@@ -1,8 +1,9 @@
 /*
- * peer.h: what the two C peers (cepoll, libevent) share, so that they differ
- * only in the event loop: command line, listening socket, output buffers and
- * the minimal HTTP responder. Header-only on purpose: each peer is built with
- * one `cc -O2 server.c` and nothing else.
+ * peer.h: what the C peers (cepoll, libevent, copenssl) share, so that they
+ * differ only in the event loop (and copenssl in TLS): command line,
+ * listening socket, output buffers and the minimal HTTP responder.
+ * Header-only on purpose: each peer is built with one `cc -O2 server.c` and
+ * nothing else.
  *
  * The HTTP side answers every complete request head ("\r\n\r\n") with one
  * fixed response and handles pipelining; it does not read request bodies. It
@@ -108,14 +109,19 @@ static int peer_hello_input(struct peer_buf *pending, const char *rbuf, size_t n
 }
 
 static void peer_usage(const char *prog) {
-  fprintf(stderr, "usage: %s [-addr host:port] [-mode echo|hello]\n", prog);
+  fprintf(stderr, "usage: %s [-addr host:port] [-mode echo|hello] [-tls-cert FILE -tls-key FILE (TLS peers)]\n", prog);
   exit(2);
 }
 
-/* peer_args parses the command line shared by every peer of the suite. */
-static void peer_args(int argc, char **argv, char *host, size_t hostlen, int *port, int *mode) {
+/* peer_args_tls parses the command line shared by every peer of the suite.
+ * The TLS peers pass cert and key, which get -tls-cert and -tls-key (NULL
+ * when absent); the others pass NULL and reject those flags. */
+static void peer_args_tls(int argc, char **argv, char *host, size_t hostlen, int *port, int *mode, const char **cert,
+                          const char **key) {
   const char *addr = "127.0.0.1:8888";
   *mode = PEER_ECHO;
+  if (cert != NULL) *cert = NULL;
+  if (key != NULL) *key = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     if (a[0] == '-' && a[1] == '-') a++;
@@ -126,6 +132,10 @@ static void peer_args(int argc, char **argv, char *host, size_t hostlen, int *po
       if (strcmp(m, "echo") == 0) *mode = PEER_ECHO;
       else if (strcmp(m, "hello") == 0) *mode = PEER_HELLO;
       else peer_usage(argv[0]);
+    } else if (cert != NULL && strcmp(a, "-tls-cert") == 0 && i + 1 < argc) {
+      *cert = argv[++i];
+    } else if (key != NULL && strcmp(a, "-tls-key") == 0 && i + 1 < argc) {
+      *key = argv[++i];
     } else {
       peer_usage(argv[0]);
     }
@@ -135,6 +145,12 @@ static void peer_args(int argc, char **argv, char *host, size_t hostlen, int *po
   memcpy(host, addr, (size_t)(colon - addr));
   host[colon - addr] = '\0';
   *port = atoi(colon + 1);
+}
+
+/* peer_args parses the command line of a plaintext peer (inline: the TLS peer
+ * does not call it, and -Wall would say so). */
+static inline void peer_args(int argc, char **argv, char *host, size_t hostlen, int *port, int *mode) {
+  peer_args_tls(argc, argv, host, hostlen, port, mode, NULL, NULL);
 }
 
 /* peer_listen returns a non-blocking, close-on-exec listening socket or exits:

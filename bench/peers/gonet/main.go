@@ -2,24 +2,30 @@
 // library's goroutine per connection on the runtime netpoller, which is what a
 // Go user gets without any event-loop library. The suite runs it with
 // GOMAXPROCS=1 (one core, like the other single-loop peers); -loops N sets
-// GOMAXPROCS=N for the multi-loop scenario.
+// GOMAXPROCS=N for the multi-loop scenario. With -tls-cert and -tls-key it
+// serves the same over crypto/tls (tls.NewListener): the TLS scenarios'
+// like-for-like Go peer, beside net/http.
 //
-//	gonet -addr 127.0.0.1:8888 -mode echo|hello [-loops 1]
+//	gonet -addr 127.0.0.1:8888 -mode echo|hello [-loops 1] [-tls-cert FILE -tls-key FILE]
 package main
 
 import (
+	"crypto/tls"
 	"flag"
 	"log"
 	"net"
 	"runtime"
 
 	"github.com/ioloop-go/ioloop/bench/peers/internal/minihttp"
+	"github.com/ioloop-go/ioloop/bench/peers/internal/peertls"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8888", "listen address host:port")
 	mode := flag.String("mode", "echo", "echo or hello")
 	loops := flag.Int("loops", 0, "GOMAXPROCS (0: keep the environment's)")
+	certFile := flag.String("tls-cert", "", "serve TLS with this certificate (PEM)")
+	keyFile := flag.String("tls-key", "", "and this private key (PEM)")
 	flag.Parse()
 	if *loops > 0 {
 		runtime.GOMAXPROCS(*loops)
@@ -32,7 +38,15 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	log.Printf("gonet %s listening on %s (GOMAXPROCS=%d)", *mode, ln.Addr(), runtime.GOMAXPROCS(0))
+	proto := "TCP"
+	if *certFile != "" || *keyFile != "" {
+		cfg, err := peertls.Config(*certFile, *keyFile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		ln, proto = tls.NewListener(ln, cfg), "TLS" // the handshake runs in the connection's first Read
+	}
+	log.Printf("gonet %s listening on %s with %s (GOMAXPROCS=%d)", *mode, ln.Addr(), proto, runtime.GOMAXPROCS(0))
 	for {
 		c, err := ln.Accept()
 		if err != nil {
