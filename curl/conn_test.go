@@ -287,3 +287,17 @@ func TestHTTP2Header(t *testing.T) {
 		t.Fatalf("%s %q %v", res.Proto, res.Status, res.Header)
 	}
 }
+
+// The proxy environment variables are not consulted: a request without
+// Proxy goes direct even when http_proxy names a proxy.
+func TestNoProxyFromEnvironment(t *testing.T) {
+	direct, _ := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("direct")) }))
+	proxy, _ := newServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("proxied")) }))
+	t.Setenv("http_proxy", proxy.URL)
+	t.Setenv("HTTP_PROXY", proxy.URL)
+	t.Setenv("all_proxy", proxy.URL)
+	r := newRig(t)
+	if res := r.mustDo(&Request{URL: direct.URL}); string(res.Body) != "direct" {
+		t.Fatalf("went through the environment's proxy: %q", res.Body)
+	}
+}

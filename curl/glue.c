@@ -411,7 +411,7 @@ void iocurl_client_free(iocurl_client *cl) {
 #define RARE_CAFILE 0x20000u
 #define RARE_CERT 0x40000u
 #define RARE_METHOD 0x80000u
-#define RARE_FLAGS (IOCURL_UPLOAD_READ | IOCURL_INSECURE | IOCURL_HEAD | IOCURL_POST | IOCURL_NOREUSE)
+#define RARE_FLAGS (IOCURL_UPLOAD_READ | IOCURL_INSECURE | IOCURL_HEAD | IOCURL_POST | IOCURL_NOREUSE | IOCURL_GO_BODY)
 
 static CURLcode set_constants(iocurl_xfer *x) {
   CURL *e = x->easy;
@@ -426,6 +426,10 @@ static CURLcode set_constants(iocurl_xfer *x) {
   curl_easy_setopt(e, CURLOPT_READDATA, (void *)x);
   /* Go programs are multi-threaded: no signals (libcurl's own advice). */
   curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  /* No proxy unless the request names one: the http_proxy family of
+   * environment variables is not consulted (Tornado's client does the
+   * same), which also spares libcurl a getenv scan per transfer. */
+  curl_easy_setopt(e, CURLOPT_PROXY, "");
   /* HTTP only, for the first URL and for redirects (file://, dict://...
    * have no business in an HTTP client). */
   if (rc == CURLE_OK)
@@ -575,6 +579,11 @@ static CURLcode setup(iocurl_xfer *x) {
       SET(CURLOPT_PROXYAUTH, (long)CURLAUTH_BASIC);
     }
   }
+  /* A streamed body arrives in fewer, larger chunks (fewer callbacks into
+   * Go, fewer recv calls); only such transfers pay for the larger buffer,
+   * which libcurl keeps per easy handle. */
+  if (x->flags & IOCURL_GO_BODY)
+    SET(CURLOPT_BUFFERSIZE, (long)IOCURL_STREAM_BUFFER);
   if (x->flags & IOCURL_NOREUSE) {
     SET(CURLOPT_FRESH_CONNECT, 1L);
     SET(CURLOPT_FORBID_REUSE, 1L);

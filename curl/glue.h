@@ -47,6 +47,9 @@ typedef struct iocurl_buf {
  * for the next one: a slot that once received 16 MiB must not hold it. */
 #define IOCURL_KEEP (256u * 1024u)
 
+/* libcurl's receive buffer for transfers with a Go body callback. */
+#define IOCURL_STREAM_BUFFER (256 * 1024)
+
 /* The request options Go fills in, as offsets into the arena (-1: unset).
  * Strings are NUL-terminated; headers are hdr_n consecutive strings. */
 typedef struct iocurl_req {

@@ -95,9 +95,9 @@ type Request struct {
 	Decompress bool
 
 	// Proxy is a proxy URL ("http://host:port", "socks5://host:port"...)
-	// for this request, whatever its host (no_proxy does not apply); empty
-	// means libcurl's default, which honours the http_proxy, https_proxy
-	// and no_proxy environment variables. ProxyUser and ProxyPassword, if
+	// for this request, whatever its host. Empty means no proxy: the
+	// http_proxy, https_proxy and no_proxy environment variables are not
+	// consulted (as in Tornado's client). ProxyUser and ProxyPassword, if
 	// set, authenticate to it (Basic).
 	Proxy         string
 	ProxyUser     string
@@ -126,7 +126,9 @@ type Request struct {
 	// OnBody, if set, receives the response body chunk by chunk as it
 	// arrives, and Response.Body stays nil: the body is never buffered
 	// whole. p is valid only during the call (it is libcurl's buffer): copy
-	// what you keep. Same rules as OnHeader.
+	// what you keep. Same rules as OnHeader. Such a transfer reads with a
+	// 256 KiB buffer (CURLOPT_BUFFERSIZE), so a large body comes in few
+	// calls.
 	OnBody func(p []byte) error
 }
 
