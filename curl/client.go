@@ -182,7 +182,7 @@ func (c *Client) FetchContext(ctx context.Context, req *Request, cb func(*Respon
 	if req != nil && req.Timeout > 0 {
 		t.deadline = time.Now().Add(req.Timeout)
 	}
-	if c.loop.InLoop() && c.depth == 0 && !c.torn {
+	if c.loop.InLoop() && c.depth == 0 && !c.torn && !c.closing.Load() {
 		t.fresh = true
 		c.watch(ctx, t)
 		c.enqueue(t)
@@ -195,7 +195,7 @@ func (c *Client) FetchContext(ctx context.Context, req *Request, cb func(*Respon
 		c.deliver(t, nil, c.errFor(t, CodeOK, "", err))
 		return
 	}
-	if c.gone {
+	if c.gone || c.closed {
 		c.ready = append(c.ready, finished{t: t, err: c.errFor(t, CodeOK, "", ErrClientClosed)})
 	} else {
 		t.state = stInbox

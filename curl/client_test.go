@@ -124,6 +124,11 @@ func TestRequestHeaders(t *testing.T) {
 		"X-Empty": {""},
 		"Accept":  nil, // libcurl's Accept: */* is dropped
 	}})
+	// A field given replaces libcurl's.
+	res2 := r.mustDo(&Request{URL: srv.URL, Header: http.Header{"Accept": {"text/x-test"}}})
+	if got := res2.Header["X-Echo-Accept"]; len(got) != 1 || got[0] != "text/x-test" {
+		t.Errorf("Accept = %q, want only text/x-test", got)
+	}
 	h := res.Header
 	if h.Get("X-Echo-X-One") != "1" || strings.Join(h["X-Echo-X-Two"], ",") != "a,b" {
 		t.Errorf("headers not sent: %v", h)
@@ -356,6 +361,10 @@ func TestRedirects(t *testing.T) {
 		http.Redirect(w, r, fmt.Sprintf("/r/%d", n-1), http.StatusFound)
 	})
 	mux.HandleFunc("/loop", func(w http.ResponseWriter, r *http.Request) { http.Redirect(w, r, "/loop", http.StatusFound) })
+	mux.HandleFunc("/307", func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		http.Redirect(w, r, "/r/0", http.StatusTemporaryRedirect)
+	})
 	srv, _ := newServer(t, mux)
 	r := newRig(t)
 
@@ -375,6 +384,17 @@ func TestRedirects(t *testing.T) {
 	resp, err := r.do(&Request{URL: srv.URL + "/loop", FollowRedirects: true, MaxRedirects: 5})
 	if e := curlErr(t, resp, err); e.Code != CodeTooManyRedirects || !strings.Contains(e.Message, "5") {
 		t.Fatalf("redirect loop: %v", err)
+	}
+	// MaxRedirects 0 means 10.
+	r.mustDo(&Request{URL: srv.URL + "/r/10", FollowRedirects: true})
+	resp, err = r.do(&Request{URL: srv.URL + "/r/11", FollowRedirects: true})
+	if e := curlErr(t, resp, err); e.Code != CodeTooManyRedirects {
+		t.Fatalf("11 redirects with the default limit: %v", err)
+	}
+	// A streamed body cannot be sent again to a 307.
+	resp, err = r.do(&Request{URL: srv.URL + "/307", FollowRedirects: true, BodyReader: strings.NewReader("body")})
+	if e := curlErr(t, resp, err); e.Code == CodeOK {
+		t.Fatalf("307 with a BodyReader: %v", err)
 	}
 	// Under the limit is fine.
 	r.mustDo(&Request{URL: srv.URL + "/r/3", FollowRedirects: true, MaxRedirects: 3})

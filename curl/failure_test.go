@@ -307,6 +307,11 @@ func TestCloseFromCallbacks(t *testing.T) {
 				t.Errorf("fast: %v", err)
 			}
 			r.c.Close()
+			y.mu.Lock()
+			if y.calls["gated"] != 1 {
+				t.Error("Close on the loop returned before the transfer in flight was called back")
+			}
+			y.mu.Unlock()
 			y.cb("closer")(nil, ErrClientClosed)
 		})
 	})
@@ -530,5 +535,56 @@ func TestMaxClientsFIFO(t *testing.T) {
 	defer mu.Unlock()
 	if got := strings.Join(arrivals, " "); got != want {
 		t.Errorf("server saw %s, want %s", got, want)
+	}
+}
+
+// A transfer that had already failed when Close came keeps its own error.
+func TestCloseKeepsEarlierFailures(t *testing.T) {
+	r := newRig(t)
+	var got error
+	done := make(chan struct{})
+	r.on(func() {
+		r.c.Fetch(&Request{URL: ""}, func(_ *Response, err error) { got = err; close(done) })
+		r.c.Close()
+	})
+	<-done
+	if !errors.Is(got, ErrInvalidRequest) || errors.Is(got, ErrClientClosed) {
+		t.Fatalf("%v, want its own ErrInvalidRequest", got)
+	}
+}
+
+// Do waits for a stopped loop and completes once it runs again.
+func TestDoWaitsForAStoppedLoop(t *testing.T) {
+	srv, _ := newServer(t, http.HandlerFunc(echoHandler))
+	r := newRig(t)
+	r.l.Stop()
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(waitLimit):
+		t.Fatal("the loop did not stop")
+	}
+	type res struct {
+		resp *Response
+		err  error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		resp, err := r.c.Do(context.Background(), &Request{URL: srv.URL})
+		ch <- res{resp, err}
+	}()
+	select {
+	case <-ch:
+		t.Fatal("Do returned while the loop was stopped")
+	case <-time.After(100 * time.Millisecond):
+	}
+	go func() { r.done <- r.l.Start() }()
+	select {
+	case x := <-ch:
+		mustOK(t, x.resp, x.err)
+	case <-time.After(waitLimit):
+		t.Fatal("Do did not complete once the loop ran again")
 	}
 }

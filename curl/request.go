@@ -126,9 +126,10 @@ type Request struct {
 	// OnBody, if set, receives the response body chunk by chunk as it
 	// arrives, and Response.Body stays nil: the body is never buffered
 	// whole. p is valid only during the call (it is libcurl's buffer): copy
-	// what you keep. Same rules as OnHeader. Such a transfer reads with a
-	// 256 KiB buffer (CURLOPT_BUFFERSIZE), so a large body comes in few
-	// calls.
+	// what you keep. Same rules as OnHeader. A call gets at most 16 KiB
+	// (libcurl's CURL_MAX_WRITE_SIZE); such a transfer reads the socket
+	// with a 256 KiB buffer (CURLOPT_BUFFERSIZE), which makes a large body
+	// cost far fewer system calls.
 	OnBody func(p []byte) error
 }
 
