@@ -318,15 +318,22 @@ func checkClientServer(url string, size int) error {
 
 var clientResultLine = regexp.MustCompile(`requests=(\d+) errors=(\d+) cpu_us=(\d+) wall_us=(\d+) rss_kb_start=(-?\d+) rss_kb_end=(-?\d+) fds_start=(-?\d+) fds_end=(-?\d+)`)
 
+// minClientWarmup is the shortest warm-up of a client run: each run is a
+// new client process, which opens its connections and (for Go and Python)
+// warms its runtime up in the first 100 ms or so; -quick's 50 ms would
+// measure that.
+const minClientWarmup = 250 * time.Millisecond
+
 // measureClient runs client peer p once against srv and reads its result.
 func (r *runner) measureClient(sc Scenario, p *builtPeer, srv *server, url string) (Run, error) {
+	warmup := max(r.opts.Warmup, minClientWarmup)
 	argv, env := p.launch("client", "", 0)
 	argv = append(argv, "-url", url, "-c", strconv.Itoa(sc.Conns),
-		"-warmup-ms", strconv.FormatInt(r.opts.Warmup.Milliseconds(), 10))
-	limit := r.opts.Warmup + r.opts.Duration + 60*time.Second
+		"-warmup-ms", strconv.FormatInt(warmup.Milliseconds(), 10))
+	limit := warmup + r.opts.Duration + 60*time.Second
 	if n := r.clientRequests(sc); n > 0 {
 		argv = append(argv, "-n", strconv.FormatInt(n, 10))
-		limit = r.opts.Warmup + 5*time.Minute
+		limit = warmup + 5*time.Minute
 	} else {
 		argv = append(argv, "-duration-ms", strconv.FormatInt(r.opts.Duration.Milliseconds(), 10))
 	}
