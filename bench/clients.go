@@ -125,6 +125,11 @@ func buildCurlC(e *buildEnv) (Launcher, error) {
 			return nil, skipf("%s client.c: %s", cc, firstLine(out, err))
 		}
 	}
+	// The large-body server the clients are measured against, built here
+	// too so that -prepare leaves nothing to compile at run time.
+	if _, err := buildBodyServer(e, 0); err != nil {
+		return nil, err
+	}
 	return clientLauncher([]string{bin}, nil), nil
 }
 
