@@ -15,15 +15,18 @@ ARG BASE=golang:1.26-bookworm
 # build: the toolchain, the peers' Debian packages, the modules, then vet, tests and peer binaries.
 FROM ${BASE} AS build
 
-# gcc and pkg-config for cgo and the C peers; libevent-dev, libssl-dev, python3-tornado and
-# wrk are the libevent peer, the C/OpenSSL peer of the TLS scenarios, the Tornado peer (the
-# seed's program) and the HTTP load generator (the bench skips a peer whose package is missing,
-# so all of them are installed here); openssl for the test that checks what an OpenSSL client
-# negotiates with each TLS peer; valgrind for the test that runs the C core under it; curl for
-# the test of examples/hello over HTTPS (the same packages as .ci/run).
+# gcc and pkg-config for cgo and the C peers; libcurl4-openssl-dev for the curl package (and the
+# C libcurl client peer); libevent-dev, libssl-dev, python3-tornado, python3-pycurl and wrk are
+# the libevent peer, the C/OpenSSL peer of the TLS scenarios, the Tornado peers (the seed's
+# program, and the CurlAsyncHTTPClient client) and the HTTP load generator (the bench skips a
+# peer whose package is missing, so all of them are installed here); openssl for the test that
+# checks what an OpenSSL client negotiates with each TLS peer; valgrind for the test that runs
+# the C core under it; curl for the test of examples/hello over HTTPS (the same packages as
+# .ci/run).
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-      gcc libc6-dev pkg-config libevent-dev libssl-dev openssl python3-tornado wrk valgrind curl \
+      gcc libc6-dev pkg-config libcurl4-openssl-dev libevent-dev libssl-dev openssl \
+      python3-tornado python3-pycurl wrk valgrind curl \
  && rm -rf /var/lib/apt/lists/*
 
 # The benchmark needs no privilege (CPU pinning with sched_setaffinity is allowed to any user),

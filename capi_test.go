@@ -80,13 +80,41 @@ func (c *capiLoop) waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 func capiPipe(t *testing.T) (r, w int) {
+	r, w, _ = capiPipeClosable(t)
+	return r, w
+}
+
+// capiPipeClosable is capiPipe with a function that closes the write end
+// early, once (the cleanup then leaves that number alone: it may belong to
+// another file by then).
+func capiPipeClosable(t *testing.T) (r, w int, closeW func()) {
 	t.Helper()
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { unix.Close(p[0]); unix.Close(p[1]) })
-	return p[0], p[1]
+	var once sync.Once
+	closeW = func() { once.Do(func() { unix.Close(p[1]) }) }
+	t.Cleanup(func() { unix.Close(p[0]); closeW() })
+	return p[0], p[1], closeW
+}
+
+// startReader makes a C reader of fd (see capitest.Reader) and starts it
+// on the loop; at the end of the test (before the loop closes: cleanups
+// run last-in first-out) it is unwatched on the loop, then freed.
+func (c *capiLoop) startReader(t *testing.T, fd int, rewatch bool) *capitest.Reader {
+	t.Helper()
+	rd := capitest.NewReader(c.api, fd, rewatch)
+	t.Cleanup(func() {
+		c.on(t, func() { _ = rd.Stop() })
+		rd.Free()
+	})
+	var err error
+	c.on(t, func() { err = rd.Start() })
+	if err != nil {
+		t.Fatalf("watch fd %d: %v", fd, err)
+	}
+	return rd
 }
 
 func TestCAPITableVersion(t *testing.T) {
@@ -104,13 +132,8 @@ func TestCAPITableVersion(t *testing.T) {
 func TestCAPIWatchIsServedInCOnTheLoopThread(t *testing.T) {
 	c := startCAPILoop(t)
 	r, w := capiPipe(t)
-	rd := capitest.NewReader(c.api, r, false)
-	defer rd.Free()
+	rd := c.startReader(t, r, false)
 	var err error
-	c.on(t, func() { err = rd.Start() })
-	if err != nil {
-		t.Fatal(err)
-	}
 	before := c.l.Stats()
 	const total = 1 << 20
 	chunk := make([]byte, 8192)
@@ -146,14 +169,8 @@ func TestCAPIWatchIsServedInCOnTheLoopThread(t *testing.T) {
 // time) loses nothing.
 func TestCAPIRewatchFromOwnCallback(t *testing.T) {
 	c := startCAPILoop(t)
-	r, w := capiPipe(t)
-	rd := capitest.NewReader(c.api, r, true)
-	defer rd.Free()
-	c.on(t, func() {
-		if err := rd.Start(); err != nil {
-			t.Error(err)
-		}
-	})
+	r, w, closeW := capiPipeClosable(t)
+	rd := c.startReader(t, r, true)
 	for i := range 200 {
 		if _, err := unix.Write(w, []byte{byte(i)}); err != nil {
 			t.Fatal(err)
@@ -162,7 +179,7 @@ func TestCAPIRewatchFromOwnCallback(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	unix.Close(w)
+	closeW()
 	c.waitFor(t, "EOF at the C reader", rd.Done)
 	if rd.Bytes() != 200 {
 		t.Fatalf("C reader got %d bytes, want 200", rd.Bytes())
@@ -174,13 +191,7 @@ func TestCAPIRewatchFromOwnCallback(t *testing.T) {
 func TestCAPIAndGoNeverShareAnFD(t *testing.T) {
 	c := startCAPILoop(t)
 	r, w := capiPipe(t)
-	rd := capitest.NewReader(c.api, r, false)
-	defer rd.Free()
-	c.on(t, func() {
-		if err := rd.Start(); err != nil {
-			t.Error(err)
-		}
-	})
+	rd := c.startReader(t, r, false)
 	h := ioloop.HandlerFunc(func(int, ioloop.Events) {})
 	err := c.l.AddHandler(r, h, ioloop.Read)
 	if !errors.Is(err, ioloop.ErrExists) || !errors.Is(err, syscall.EBUSY) {

@@ -70,7 +70,7 @@ var (
 // peers are the suite's peers, in the order they run within a repetition
 // and appear in the tables.
 func peers() []Peer {
-	return []Peer{
+	return append([]Peer{
 		{Name: headlinePeer, Lang: "go", Ours: true, Multi: true, Kinds: allKinds, Desc: "this project, like for like: peers/ioloop, the public API (Listen, ReadSome, Write) doing what every other peer does; TLS through ioloop.ListenTLS", Build: buildGoPeer("ioloop", nil)},
 		{Name: "ioloop-hello", Lang: "go", Ours: true, Kinds: []string{"http", "https"}, Desc: "this project's examples/hello: a real HTTP/1.1 server (request line and headers parsed, ReadUntil per head)", Build: buildIoloopHello},
 		{Name: referencePeer, Lang: "c", Desc: "plain C epoll, one thread (the near-physical reference)", Build: buildC("cepoll", nil)},
@@ -82,7 +82,7 @@ func peers() []Peer {
 		{Name: "evio", Lang: "go", Desc: "evio, one loop", Build: buildGoPeer("evio", nil)},
 		{Name: "nbio", Lang: "go", Kinds: allKinds, Desc: "nbio Engine, one poller; nbio's TLS (llib's non-blocking crypto/tls fork) in TLS", Build: buildGoPeer("nbio", nil)},
 		{Name: "tornado", Lang: "python", Desc: "Tornado: TCPServer echo and tornado.web Hello World", Build: buildTornado},
-	}
+	}, clientPeers()...)
 }
 
 // takesPart reports whether p runs in scenario sc.

@@ -91,7 +91,11 @@ func writeSVG(w io.Writer, r *Report) error {
 func svgScenario(s *svgWriter, y float64, sc Scenario, cells []Cell) float64 {
 	fmt.Fprintf(&s.b, `<g class="scenario" id="%s">`+"\n", xmlAttr(sc.Name))
 	s.text(10, y+20, "start", ` font-size="14" font-weight="bold"`, sc.Name+": "+scenarioShape(sc))
-	s.text(svgBar1X, y+38, "start", ` fill="#495057"`, "server CPU per operation (lower is better)")
+	cpuLabel := "server CPU per operation (lower is better)"
+	if isClientKind(sc.Kind) {
+		cpuLabel = "client CPU per request (lower is better)"
+	}
+	s.text(svgBar1X, y+38, "start", ` fill="#495057"`, cpuLabel)
 	s.text(svgBar2X, y+38, "start", ` fill="#495057"`, "throughput, ops/s (higher is better)")
 	var maxCPU, minCPU, maxOps float64
 	for _, c := range cells {

@@ -24,6 +24,7 @@ func writeTable(w io.Writer, r *Report) error {
 	b.WriteString("\n")
 
 	writeSummary(&b, r, summarize(r))
+	writeClientSummary(&b, r)
 
 	b.WriteString("\n## Detailed results\n\n")
 	if m.Pinned {
@@ -36,10 +37,13 @@ func writeTable(w io.Writer, r *Report) error {
 		"ops/s above 1 is faster. ⚠ marks a load generator above 90% of its CPU: that row's throughput and latency describe the client as much as the server.\n")
 
 	for _, sc := range r.Scenarios {
-		if sc.Kind == "micro" {
-			continue
+		switch {
+		case sc.Kind == "micro":
+		case isClientKind(sc.Kind):
+			writeClientTable(&b, r, sc)
+		default:
+			writeScenarioTable(&b, r, sc)
 		}
-		writeScenarioTable(&b, r, sc)
 	}
 	writeMicroTable(&b, r)
 

@@ -13,6 +13,14 @@ type Run struct {
 	ServerCPUSec  float64 `json:"server_cpu_s"`
 	CPUPerOpUs    float64 `json:"server_cpu_per_op_us"`
 	LoadgenCPUPct float64 `json:"loadgen_cpu_pct"` // of one core
+	// HTTP-client scenarios (clients.go): the measured process is the
+	// client, so ServerCPUSec and CPUPerOpUs are its, LoadgenCPUPct is the
+	// fixed server's; the client's RSS and open fds at both ends of the
+	// measured requests.
+	RSSStartKiB int64 `json:"rss_start_kib,omitempty"`
+	RSSEndKiB   int64 `json:"rss_end_kib,omitempty"`
+	FDsStart    int   `json:"fds_start,omitempty"`
+	FDsEnd      int   `json:"fds_end,omitempty"`
 }
 
 // Cell is one peer in one scenario: its runs and their per-metric medians.

@@ -88,6 +88,9 @@ func runOrder(peers, count int) []slot {
 // peer that fails is reported with its reason and left out of the later
 // repetitions; nothing that goes wrong crashes the suite.
 func (r *runner) runScenario(sc Scenario, ps []*builtPeer) []Cell {
+	if isClientKind(sc.Kind) {
+		return r.runClientScenario(sc, ps)
+	}
 	cells := make([]Cell, len(ps))
 	servers := make([]*server, len(ps))
 	defer func() {

@@ -6,7 +6,7 @@ import "time"
 type Scenario struct {
 	Name  string `json:"name"`
 	Desc  string `json:"desc"`
-	Kind  string `json:"kind"`            // "echo", "http", "https" (HTTP over TLS) or "micro"
+	Kind  string `json:"kind"`            // "echo", "http", "https" (HTTP over TLS), "client", "client-flat" (HTTP clients) or "micro"
 	Conns int    `json:"conns,omitempty"` // client connections
 	Size  int    `json:"size,omitempty"`  // echo message bytes
 	Depth int    `json:"depth,omitempty"` // http requests in flight per connection
@@ -18,6 +18,11 @@ type Scenario struct {
 	// Handshake (https): a new connection, with a full TLS handshake, per
 	// request; Conns clients do that concurrently.
 	Handshake bool `json:"handshake,omitempty"`
+	// The HTTP-client scenarios (clients.go): Conns transfers in flight,
+	// Size the body (0: the hello response), Requests > 0 a measured count
+	// instead of a window, Discard a body streamed and dropped.
+	Requests int64 `json:"requests,omitempty"`
+	Discard  bool  `json:"discard,omitempty"`
 }
 
 // mode is the -mode of the peers' servers: HTTP over TLS is the hello
@@ -32,7 +37,7 @@ func (s Scenario) mode() string {
 // defaultScenarios are the issue's workloads, in the order they are run and
 // reported.
 func defaultScenarios() []Scenario {
-	return []Scenario{
+	scs := []Scenario{
 		{Name: "echo-1", Kind: "echo", Conns: 1, Size: 64, Desc: "TCP echo, 1 connection, 64 B ping-pong (latency)"},
 		{Name: "echo-64", Kind: "echo", Conns: 64, Size: 64, Desc: "TCP echo, 64 connections, 64 B ping-pong"},
 		{Name: "echo-1000", Kind: "echo", Conns: 1000, Size: 64, Desc: "TCP echo, 1,000 connections, 64 B ping-pong"},
@@ -42,8 +47,9 @@ func defaultScenarios() []Scenario {
 		{Name: "https-100", Kind: "https", Conns: 100, Depth: 1, Wrk: true, Desc: "HTTP hello world over TLS 1.3, 100 keep-alive connections"},
 		{Name: "https-handshake", Kind: "https", Conns: 16, Depth: 1, Handshake: true, Desc: "HTTPS hello world, a new connection and full TLS 1.3 handshake per request, 16 clients at a time"},
 		{Name: "multi-loop", Kind: "echo", Conns: 64, Size: 64, Loops: 2, Desc: "TCP echo, 64 connections, 64 B, 2 loops on both CPUs (load generator unpinned)"},
-		{Name: "micro", Kind: "micro", Desc: "loop micro-benchmarks: go test -bench 'BenchmarkDispatch|BenchmarkAddCallback|BenchmarkMillionTimers'"},
 	}
+	scs = append(scs, clientScenarios()...)
+	return append(scs, Scenario{Name: "micro", Kind: "micro", Desc: "loop micro-benchmarks: go test -bench 'BenchmarkDispatch|BenchmarkAddCallback|BenchmarkMillionTimers'"})
 }
 
 // Options are the suite's settings, from the command line.

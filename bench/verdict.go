@@ -103,7 +103,7 @@ func summarize(r *Report) Summary {
 		lang[p.Name], ours[p.Name] = p.Lang, p.Ours
 	}
 	for _, sc := range r.Scenarios {
-		if sc.Kind == "micro" {
+		if sc.Kind == "micro" || isClientKind(sc.Kind) {
 			continue
 		}
 		// The headline row first, then our other rows in report order.
@@ -280,7 +280,7 @@ func checkGoPeers(r *Report, rows []ScenarioVerdict) TargetCheck {
 // then not checked.
 func notRun(r *Report, rows []ScenarioVerdict, singleLoopOnly bool) []string {
 	return missingRows(rows, func(sc Scenario) bool {
-		return sc.Kind != "micro" && sc.Kind != "https" && (!singleLoopOnly || sc.Loops <= 1)
+		return sc.Kind != "micro" && sc.Kind != "https" && !isClientKind(sc.Kind) && (!singleLoopOnly || sc.Loops <= 1)
 	})
 }
 

@@ -48,9 +48,14 @@
  *     unwatch() of a number whose file is gone is harmless (-ENOENT, and
  *     nothing else on the loop is touched).
  *   - Timers fold into the loop's wait: it never sleeps past a C
- *     deadline. A timer may be restarted or freed from its own callback; a
- *     timer restarted with delay 0 runs in the next iteration, not in the
- *     same one (so a timer cannot starve I/O).
+ *     deadline. In an iteration, the C core first serves the batch's fd
+ *     events, then runs the timers that are due, so a timer started with
+ *     delay 0 from an fd callback runs right after the whole batch, in the
+ *     same iteration: the place to act once per batch (libcurl's
+ *     integration hands completed transfers to Go there, once). A timer may
+ *     be restarted or freed from its own callback; restarted with delay 0
+ *     it runs in the next iteration, not in the same one (so a timer cannot
+ *     starve I/O).
  *   - Everything is valid until the loop is closed. The loop's Close runs
  *     the hooks registered with loop.OnClose (Go) first, while the API
  *     still works, then frees every timer still allocated and forgets
@@ -101,8 +106,9 @@ typedef struct ioloop_api {
   /* timer_new creates a stopped timer; NULL when out of memory. */
   ioloop_timer *(*timer_new)(ioloop_core *c, ioloop_timer_cb cb, void *arg);
 
-  /* timer_start (re)arms t to run once, delay_ms from now (0: in the next
-   * iteration). */
+  /* timer_start (re)arms t to run once, delay_ms from now. 0 means as
+   * soon as possible: after the current batch's fd callbacks when called
+   * from one of them, else in the next iteration. */
   int (*timer_start)(ioloop_timer *t, uint64_t delay_ms);
 
   /* timer_stop disarms t; a no-op if it is not armed. */

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ioloop-go/ioloop"
-	"golang.org/x/sys/unix"
 )
 
 // Issue 9 §2: the loop's lifecycle promises, kept under concurrent use.
@@ -223,19 +221,7 @@ func TestConnectCallsBackOnceWhenTheLoopCloses(t *testing.T) {
 // socket is closed.
 func TestConnectInProgressWhenTheLoopCloses(t *testing.T) {
 	checkNoLeaks(t)
-	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(lfd)
-	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(lfd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(lfd)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*unix.SockaddrInet4).Port))
+	addr := stalledListener(t)
 	l, _ := newTestLoop(t)
 	stop := startLoop(t, l)
 	const n = 8 // the first one or two fill the backlog; the rest hang

@@ -7,7 +7,6 @@ import (
 	"math/rand"
 	"net"
 	"os"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -551,21 +550,7 @@ func TestConnectRefused(t *testing.T) {
 func TestConnectTimeout(t *testing.T) {
 	checkNoLeaks(t)
 	l, _ := runningLoop(t)
-	// A listener that never accepts, with a backlog of 0: once its accept
-	// queue is full the kernel drops further SYNs, so connects hang.
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Listen(fd, 0); err != nil {
-		t.Fatal(err)
-	}
-	sa, _ := unix.Getsockname(fd)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(sa.(*unix.SockaddrInet4).Port))
+	addr := stalledListener(t)
 	const n = 8
 	errc := make(chan error, n)
 	for i := 0; i < n; i++ {

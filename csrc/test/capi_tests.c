@@ -372,7 +372,64 @@ static void test_capi_timers(void) {
   ioloop_close(p);
 }
 
+/* A timer started with delay 0 from an fd callback runs after every fd
+ * callback of the batch, in the same poll: the once-per-batch hook. */
+static struct {
+  ioloop_api *api;
+  ioloop_timer *t;
+  int io_calls, io_calls_when_timer_ran, timer_runs;
+} after;
+
+static void after_batch_timer(ioloop_timer *t, void *arg) {
+  (void)t;
+  (void)arg;
+  after.timer_runs++;
+  after.io_calls_when_timer_ran = after.io_calls;
+}
+
+static void after_batch_io(int fd, uint32_t events, void *arg) {
+  char buf[8];
+  (void)events;
+  (void)arg;
+  if (read(fd, buf, sizeof buf) < 0)
+    return;
+  after.io_calls++;
+  after.api->timer_start(after.t, 0);
+}
+
+static void test_capi_timer_after_batch(void) {
+  ioloop_poller *p;
+  int a[2], b[2], c[2];
+  if (ioloop_open(&p) < 0)
+    exit(2);
+  memset(&after, 0, sizeof(after));
+  after.api = ioloop_api_table(p);
+  after.t = after.api->timer_new(p, after_batch_timer, NULL);
+  make_pipe(a);
+  make_pipe(b);
+  make_pipe(c);
+  CHECK(after.api->watch(p, a[0], IOLOOP_READ, after_batch_io, NULL) == 0, "watch a");
+  CHECK(after.api->watch(p, b[0], IOLOOP_READ, after_batch_io, NULL) == 0, "watch b");
+  CHECK(after.api->watch(p, c[0], IOLOOP_READ, after_batch_io, NULL) == 0, "watch c");
+  put(a[1]);
+  put(b[1]);
+  put(c[1]);
+  ioloop_poll_batch(p, 1000);
+  CHECK(after.io_calls == 3 && after.timer_runs == 1 && after.io_calls_when_timer_ran == 3,
+        "one batch of 3: %d fd callbacks, the 0-delay timer ran %d times, after %d of them", after.io_calls,
+        after.timer_runs, after.io_calls_when_timer_ran);
+  for (int i = 0; i < 2; i++) {
+    close((i == 0 ? a : b)[0]);
+    close((i == 0 ? a : b)[1]);
+  }
+  after.api->unwatch(p, c[0]);
+  close(c[0]);
+  close(c[1]);
+  ioloop_close(p);
+}
+
 static void test_capi(void) {
+  test_capi_timer_after_batch();
   test_capi_table();
   test_capi_watch_is_served_in_c();
   test_capi_changes_inside_a_batch();

@@ -1,0 +1,5 @@
+//go:build !asan && linux && cgo
+
+package curl
+
+const asanBuild = false
