@@ -37,8 +37,7 @@ func wantTLS() (version, suite, curve string) {
 // request split across records, an oversized head, echo far past the
 // socket buffers in both directions (the C peer's queued SSL_write), and
 // what an OpenSSL client — wrk's library, with its default offer —
-// negotiates. The ioloop peer takes part once the library has ListenTLS;
-// until then it must exit as unsupported, with its reason.
+// negotiates. The ioloop peer serves through ioloop.ListenTLS.
 func TestTLSPeersServeCorrectly(t *testing.T) {
 	wd, err := os.Getwd()
 	if err != nil {
