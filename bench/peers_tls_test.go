@@ -72,13 +72,6 @@ func TestTLSPeersServeCorrectly(t *testing.T) {
 				argv, penv := launch(mode, addr, 1)
 				argv = append(argv, "-tls-cert", cert.Cert, "-tls-key", cert.Key)
 				srv, err := startServer(argv, penv, addr, -1)
-				var unsup *unsupportedError
-				if p.Name == headlinePeer && errors.As(err, &unsup) {
-					if !strings.HasPrefix(unsup.reason, "TLS not supported yet") {
-						t.Errorf("unsupported, but says %q", unsup.reason)
-					}
-					t.Skipf("%s (the peer exits as unsupported, as it must without ListenTLS)", unsup.reason)
-				}
 				if err != nil {
 					t.Fatalf("%s: start: %v", mode, err)
 				}
