@@ -96,38 +96,47 @@ func BenchmarkStreamEchoRoundTrip(b *testing.B) {
 // echoing. Everything runs on the loop goroutine, so this is the cost of
 // the stream machinery and the loop per round trip (two readiness events).
 func BenchmarkStreamPingPongOnLoop(b *testing.B) {
+	benchOnLoop(b, echoStream, make([]byte, 64), make([]byte, 64), 1)
+}
+
+// benchOnLoop runs a client and a server Stream on one loop, over a
+// socketpair: serve sets the server up; the client writes send, waits for
+// len(want) bytes with ReadBytes (which must equal want) and repeats. One
+// op is one of the perRound requests a round carries. Nothing but the loop
+// goroutine runs, so it is the shape to count instructions on (callgrind).
+func benchOnLoop(b *testing.B, serve func(*Stream), send, want []byte, perRound int) {
 	l := benchLoop(b)
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	msg := make([]byte, 64)
 	var client *Stream
 	var remaining int
 	done := make(chan struct{}, 1)
 	var onReply func([]byte, error)
 	onReply = func(p []byte, err error) {
-		if err != nil {
-			b.Error(err)
-			return
-		}
-		if remaining--; remaining <= 0 {
+		if err != nil || !bytes.Equal(p, want) {
+			b.Errorf("reply %q, %v", p, err)
 			done <- struct{}{}
 			return
 		}
-		_ = client.Write(msg, nil)
-		_ = client.ReadBytes(len(msg), onReply)
+		if remaining -= perRound; remaining <= 0 {
+			done <- struct{}{}
+			return
+		}
+		_ = client.Write(send, nil)
+		_ = client.ReadBytes(len(want), onReply)
 	}
 	run := func(n int) {
 		_ = l.AddCallback(func() {
 			remaining = n
-			_ = client.Write(msg, nil)
-			_ = client.ReadBytes(len(msg), onReply)
+			_ = client.Write(send, nil)
+			_ = client.ReadBytes(len(want), onReply)
 		})
 		select {
 		case <-done:
 		case <-time.After(time.Minute):
-			b.Fatal("ping-pong stalled")
+			b.Fatal("the on-loop client stalled")
 		}
 	}
 	ready := make(chan struct{})
@@ -136,7 +145,7 @@ func BenchmarkStreamPingPongOnLoop(b *testing.B) {
 		if err != nil {
 			b.Error(err)
 		}
-		echoStream(srv)
+		serve(srv)
 		client, err = NewStream(l, fds[0])
 		if err != nil {
 			b.Error(err)
@@ -144,15 +153,12 @@ func BenchmarkStreamPingPongOnLoop(b *testing.B) {
 		close(ready)
 	})
 	<-ready
-	run(100)
+	run(100 * perRound)
 	b.ReportAllocs()
 	b.ResetTimer()
 	run(b.N)
 	b.StopTimer()
 	_ = l.AddCallback(func() { client.Close() })
-	_ = l.AddCallback(func() {
-		// The server side sees EOF and closes itself.
-	})
 }
 
 // httpRequest and httpResponse are the shapes of the HTTP benchmarks: a
@@ -240,66 +246,10 @@ func BenchmarkStreamHTTP(b *testing.B) {
 // BenchmarkStreamPipelineOnLoop: both ends are Streams on one loop. The
 // client writes 16 request heads at once and waits for the 16 answers with
 // ReadBytes; the server answers each with ReadUntil + Write. One op is one
-// request. Like BenchmarkStreamPingPongOnLoop it has no other goroutine,
-// so it is the shape to count instructions on (callgrind).
+// request.
 func BenchmarkStreamPipelineOnLoop(b *testing.B) {
 	const depth = 16
-	l := benchLoop(b)
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	reqs := bytes.Repeat(httpRequest, depth)
-	want := bytes.Repeat(httpResponse, depth)
-	var client *Stream
-	var remaining int
-	done := make(chan struct{}, 1)
-	var onAnswers func([]byte, error)
-	onAnswers = func(p []byte, err error) {
-		if err != nil || !bytes.Equal(p, want) {
-			b.Errorf("answers %q, %v", p, err)
-			done <- struct{}{}
-			return
-		}
-		if remaining -= depth; remaining <= 0 {
-			done <- struct{}{}
-			return
-		}
-		_ = client.Write(reqs, nil)
-		_ = client.ReadBytes(len(want), onAnswers)
-	}
-	run := func(n int) {
-		_ = l.AddCallback(func() {
-			remaining = n
-			_ = client.Write(reqs, nil)
-			_ = client.ReadBytes(len(want), onAnswers)
-		})
-		select {
-		case <-done:
-		case <-time.After(time.Minute):
-			b.Fatal("pipeline stalled")
-		}
-	}
-	ready := make(chan struct{})
-	_ = l.AddCallback(func() {
-		srv, err := NewStream(l, fds[1])
-		if err != nil {
-			b.Error(err)
-		}
-		httpStream(srv)
-		client, err = NewStream(l, fds[0])
-		if err != nil {
-			b.Error(err)
-		}
-		close(ready)
-	})
-	<-ready
-	run(100 * depth)
-	b.ReportAllocs()
-	b.ResetTimer()
-	run(b.N)
-	b.StopTimer()
-	_ = l.AddCallback(func() { client.Close() })
+	benchOnLoop(b, httpStream, bytes.Repeat(httpRequest, depth), bytes.Repeat(httpResponse, depth), depth)
 }
 
 // BenchmarkStreamIdleMemory measures what an idle connection costs: 1,000
