@@ -137,27 +137,33 @@ func median(vs []float64) float64 {
 // (go test streams -bench output). An error is a one-line reason to report
 // (the benchmarks missing, the package not building, a benchmark failing).
 func runMicro(goBin, root, benchtime string, count int, onResult func(name string)) ([]MicroResult, string, error) {
-	args := []string{"test", "-run", "^$", "-bench", microPattern, "-benchmem", "-count", strconv.Itoa(count)}
+	args := []string{"test", "-run", "^$", "-bench", microPattern, "-benchmem", "-count", "1"}
 	if benchtime != "" {
 		args = append(args, "-benchtime", benchtime)
 	}
 	args = append(args, "github.com/ioloop-go/ioloop")
-	cmd := exec.Command(goBin, args...)
-	cmd.Dir = root
-	var buf bytes.Buffer
-	lw := &lineWriter{fn: func(line string) {
-		if name, ok := benchResultName(line); ok && onResult != nil {
-			onResult(name)
+	// One go test per repetition, each running every benchmark once, rather
+	// than -count N (N runs of one benchmark in a row): the C baseline and
+	// the ioloop shapes then share each repetition's machine state, as the
+	// peers of a scenario do.
+	var all bytes.Buffer
+	for range max(count, 1) {
+		cmd := exec.Command(goBin, args...)
+		cmd.Dir = root
+		var buf bytes.Buffer
+		lw := &lineWriter{fn: func(line string) {
+			if name, ok := benchResultName(line); ok && onResult != nil {
+				onResult(name)
+			}
+		}}
+		cmd.Stdout = io.MultiWriter(&buf, lw)
+		cmd.Stderr = cmd.Stdout
+		if err := cmd.Run(); err != nil {
+			return nil, "", fmt.Errorf("go test -bench: %s", firstLine(buf.Bytes(), err))
 		}
-	}}
-	cmd.Stdout = io.MultiWriter(&buf, lw)
-	cmd.Stderr = cmd.Stdout
-	err := cmd.Run()
-	out := buf.Bytes()
-	if err != nil {
-		return nil, "", fmt.Errorf("go test -bench: %s", firstLine(out, err))
+		all.Write(buf.Bytes())
 	}
-	rs, cpu, perr := parseGoBench(out)
+	rs, cpu, perr := parseGoBench(all.Bytes())
 	if perr != nil {
 		return nil, cpu, perr
 	}
