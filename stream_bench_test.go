@@ -41,6 +41,46 @@ func echoStream(s *Stream) {
 	_ = s.ReadSome(onData)
 }
 
+// servedByLoop starts a bench loop, serves one end of a socketpair on it
+// with a Stream set up by serve, and returns the other end: a blocking fd
+// for the benchmark goroutine, closed at the end of the benchmark.
+func servedByLoop(b *testing.B, serve func(*Stream)) int {
+	b.Helper()
+	l := benchLoop(b)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { unix.Close(fds[0]) })
+	ready := make(chan struct{})
+	_ = l.AddCallback(func() {
+		defer close(ready)
+		s, err := NewStream(l, fds[1])
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		serve(s)
+	})
+	<-ready
+	return fds[0]
+}
+
+// exchange writes send on the blocking fd and reads len(recv) bytes back
+// into recv.
+func exchange(b *testing.B, fd int, send, recv []byte) {
+	if _, err := unix.Write(fd, send); err != nil {
+		b.Fatal(err)
+	}
+	for got := 0; got < len(recv); {
+		n, err := unix.Read(fd, recv[got:])
+		if err != nil || n == 0 {
+			b.Fatal(err)
+		}
+		got += n
+	}
+}
+
 // BenchmarkStreamEchoRoundTrip: a blocking client on one end of a
 // socketpair, a Stream echo server on the loop at the other; one op is a
 // 64-byte round trip. Allocations are counted process-wide, so the loop's
@@ -48,36 +88,10 @@ func echoStream(s *Stream) {
 func BenchmarkStreamEchoRoundTrip(b *testing.B) {
 	for _, size := range []int{64, 16 << 10} {
 		b.Run(byteSize(size), func(b *testing.B) {
-			l := benchLoop(b)
-			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer unix.Close(fds[0])
-			ready := make(chan struct{})
-			_ = l.AddCallback(func() {
-				s, err := NewStream(l, fds[1])
-				if err != nil {
-					b.Error(err)
-				}
-				echoStream(s)
-				close(ready)
-			})
-			<-ready
+			client := servedByLoop(b, echoStream)
 			msg := make([]byte, size)
 			buf := make([]byte, size)
-			roundTrip := func() {
-				if _, err := unix.Write(fds[0], msg); err != nil {
-					b.Fatal(err)
-				}
-				for got := 0; got < size; {
-					n, err := unix.Read(fds[0], buf[got:])
-					if err != nil || n == 0 {
-						b.Fatal(err)
-					}
-					got += n
-				}
-			}
+			roundTrip := func() { exchange(b, client, msg, buf) }
 			for i := 0; i < 100; i++ { // warm up: buffers grown, handler registered
 				roundTrip()
 			}
@@ -193,37 +207,11 @@ func httpStream(s *Stream) {
 func BenchmarkStreamHTTP(b *testing.B) {
 	for _, depth := range []int{1, 16} {
 		b.Run("depth="+itoaBench(depth), func(b *testing.B) {
-			l := benchLoop(b)
-			fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer unix.Close(fds[0])
-			ready := make(chan struct{})
-			_ = l.AddCallback(func() {
-				s, err := NewStream(l, fds[1])
-				if err != nil {
-					b.Error(err)
-				}
-				httpStream(s)
-				close(ready)
-			})
-			<-ready
+			client := servedByLoop(b, httpStream)
 			reqs := bytes.Repeat(httpRequest, depth)
 			want := bytes.Repeat(httpResponse, depth)
 			buf := make([]byte, len(want))
-			batch := func() {
-				if _, err := unix.Write(fds[0], reqs); err != nil {
-					b.Fatal(err)
-				}
-				for got := 0; got < len(buf); {
-					n, err := unix.Read(fds[0], buf[got:])
-					if err != nil || n == 0 {
-						b.Fatal(err)
-					}
-					got += n
-				}
-			}
+			batch := func() { exchange(b, client, reqs, buf) }
 			for i := 0; i < 100; i++ {
 				batch()
 			}
