@@ -204,10 +204,10 @@ func (l *IOLoop) lockSlot(fd int, grow bool) (*handlerSlot, uint64) {
 //
 // Errors: ErrExists if fd already has a handler, or C code on this loop
 // watches it through the C API (then the error wraps EBUSY too; see
-// CAPI); an error wrapping EBADF
-// for a negative or closed fd, EINVAL for a nil handler or unknown event
-// bits, EPERM for an fd epoll cannot watch (a regular file or directory);
-// ErrClosed after Close. The loop is unaffected by any of these.
+// CAPI); an error wrapping EBADF for a negative or closed fd, EINVAL for
+// a nil handler or unknown event bits, EPERM for an fd epoll cannot watch
+// (a regular file or directory); ErrClosed after Close. The loop is
+// unaffected by any of these.
 //
 // An fd that was closed without RemoveHandler does not wedge its number:
 // when the number is reused, AddHandler for the new file succeeds, and
